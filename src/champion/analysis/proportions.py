@@ -1,0 +1,102 @@
+"""Two-proportion z-test for conversion metrics, Wilson and Newcombe intervals (spec §2.2, §6.2).
+
+Default inference (spec §2.2): the p-value comes from the *pooled* z statistic and the CI for
+the difference is the *unpooled* Wald interval; ``ci_method="newcombe"`` gives Newcombe's
+hybrid-score interval (recommended when an arm has fewer than 10 successes or failures,
+selected automatically by ``ci_method="auto"``). The relative lift uses the delta method
+with a normal quantile.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from scipy import stats
+
+from champion.analysis.delta import relative_lift_variance
+from champion.analysis.errors import ErrorCode
+from champion.analysis.summary import ProportionStats
+from champion.analysis.ttest import DEFAULT_ALPHA, Comparison, Effect, t_effect
+
+CIMethod = Literal["wald", "newcombe", "auto"]
+SMALL_COUNT = 10
+
+
+def wilson_interval(k: int, n: int, alpha: float = DEFAULT_ALPHA) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n`` (spec §6.2); (0, 1) when n = 0."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+    p = k / n
+    z2n = z * z / n
+    den = 1.0 + z2n
+    center = (p + z2n / 2.0) / den
+    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / den
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def newcombe_interval(
+    control: ProportionStats, treatment: ProportionStats, alpha: float = DEFAULT_ALPHA
+) -> tuple[float, float]:
+    """Newcombe (1998, method 10) hybrid-score interval for ``p_T - p_C`` from Wilson limits."""
+    p_t, p_c = treatment.mean, control.mean
+    lo_t, hi_t = wilson_interval(treatment.conversions, treatment.n, alpha)
+    lo_c, hi_c = wilson_interval(control.conversions, control.n, alpha)
+    diff = p_t - p_c
+    lower = diff - math.sqrt((p_t - lo_t) ** 2 + (hi_c - p_c) ** 2)
+    upper = diff + math.sqrt((hi_t - p_t) ** 2 + (p_c - lo_c) ** 2)
+    return (lower, upper)
+
+
+def is_small_count(s: ProportionStats) -> bool:
+    """True when successes or failures are below 10 (Newcombe recommended, spec §2.2)."""
+    return s.conversions < SMALL_COUNT or s.n - s.conversions < SMALL_COUNT
+
+
+def two_proportion_ztest(
+    control: ProportionStats,
+    treatment: ProportionStats,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    ci_method: CIMethod = "wald",
+) -> Comparison:
+    """Pooled two-proportion z-test with an unpooled (or Newcombe) CI (spec §2.2).
+
+    ``absolute.se`` is the unpooled SE behind the Wald CI; ``absolute.statistic`` and
+    ``absolute.p_value`` are the pooled z and its p-value. Degenerate cases: an empty arm gives
+    ``INSUFFICIENT_UNITS``; a zero pooled SE gives ``ZERO_NEGATIVE_VARIANCE`` (p = 1, CI (0, 0));
+    ``p_C = 0`` gives a valid absolute effect and ``BASELINE_ZERO`` for the relative lift.
+    """
+    cm, tm = control.moments(), treatment.moments()
+    if control.n <= 0 or treatment.n <= 0:
+        neutral = Effect.neutral(ErrorCode.INSUFFICIENT_UNITS, alpha)
+        return Comparison(cm, tm, neutral, neutral)
+    p_c, p_t = control.mean, treatment.mean
+    diff = p_t - p_c
+    pooled = (control.conversions + treatment.conversions) / (control.n + treatment.n)
+    se0 = math.sqrt(pooled * (1.0 - pooled) * (1.0 / control.n + 1.0 / treatment.n))
+    if se0 <= 0:
+        neutral = Effect.neutral(ErrorCode.ZERO_NEGATIVE_VARIANCE, alpha)
+        rel_err = ErrorCode.BASELINE_ZERO if p_c == 0 else ErrorCode.ZERO_NEGATIVE_VARIANCE
+        return Comparison(cm, tm, neutral, Effect.neutral(rel_err, alpha))
+
+    z = diff / se0
+    p_value = float(2.0 * stats.norm.sf(abs(z)))
+    se1 = math.sqrt(cm.variance / control.n + tm.variance / treatment.n)
+    use_newcombe = ci_method == "newcombe" or (
+        ci_method == "auto" and (is_small_count(control) or is_small_count(treatment))
+    )
+    if use_newcombe:
+        lo, hi = newcombe_interval(control, treatment, alpha)
+    else:
+        half = float(stats.norm.ppf(1.0 - alpha / 2.0)) * se1
+        lo, hi = diff - half, diff + half
+    absolute = Effect(diff, se1, lo, hi, p_value, z, math.inf, alpha)
+
+    if p_c == 0:
+        relative = Effect.neutral(ErrorCode.BASELINE_ZERO, alpha)
+    else:
+        se_l = math.sqrt(max(relative_lift_variance(cm, tm), 0.0))
+        relative = t_effect(diff / p_c, se_l, math.inf, alpha=alpha)
+    return Comparison(cm, tm, absolute, relative)

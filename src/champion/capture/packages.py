@@ -1,0 +1,96 @@
+"""Which installed packages and local files a function needs."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import pickletools
+import sys
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+
+_STDLIB = frozenset(sys.stdlib_module_names) | {"__main__", "builtins", "__builtin__"}
+# Modules that pickles refer to but that are part of every champion install.
+_ALWAYS = frozenset({"cloudpickle", "copyreg", "_codecs"})
+
+
+@functools.cache
+def _site_dirs() -> tuple[str, ...]:
+    paths = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    paths.update(p for p in sys.path if "site-packages" in p or "dist-packages" in p)
+    return tuple(os.path.realpath(p) for p in paths if p)
+
+
+@functools.cache
+def _module_to_dists() -> dict[str, list[str]]:
+    return {k: list(v) for k, v in importlib.metadata.packages_distributions().items()}
+
+
+def top_level(module_name: str) -> str:
+    return module_name.split(".", 1)[0]
+
+
+def is_stdlib(module_name: str) -> bool:
+    return top_level(module_name) in _STDLIB
+
+
+def local_module_file(module: ModuleType | str, root: Path) -> Path | None:
+    """The file of a module that lives under ``root`` rather than in an environment."""
+    mod = sys.modules.get(module) if isinstance(module, str) else module
+    file = getattr(mod, "__file__", None) if mod is not None else None
+    if not file:
+        return None
+    real = os.path.realpath(file)
+    if any(real.startswith(d + os.sep) for d in _site_dirs()):
+        return None
+    try:
+        Path(real).relative_to(root)
+    except ValueError:
+        return None
+    return Path(real)
+
+
+def distributions_for(module_names: set[str]) -> dict[str, str]:
+    """Installed distributions (name -> version) that provide these top-level modules."""
+    mapping = _module_to_dists()
+    out: dict[str, str] = {}
+    for name in sorted({top_level(m) for m in module_names}):
+        if is_stdlib(name) or name in _ALWAYS:
+            continue
+        for dist in mapping.get(name, []):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def modules_in_pickle(data: bytes) -> set[str]:
+    """Module names a pickle refers to (GLOBAL / STACK_GLOBAL opcodes)."""
+    found: set[str] = set()
+    stack: list[object] = []
+    memo: dict[int, object] = {}
+    for op, arg, _pos in pickletools.genops(data):
+        name = op.name
+        if name == "GLOBAL" and isinstance(arg, str):
+            found.add(arg.split(" ", 1)[0])
+            stack.append(None)
+        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+            stack.append(arg)
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1] if stack else None
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT") and isinstance(arg, int):
+            memo[arg] = stack[-1] if stack else None
+        elif name in ("BINGET", "LONG_BINGET", "GET") and isinstance(arg, int):
+            stack.append(memo.get(arg))
+        elif name == "STACK_GLOBAL":
+            if len(stack) >= 2 and isinstance(stack[-2], str):
+                found.add(stack[-2])
+            stack.append(None)
+        else:
+            stack.append(None)
+        if len(stack) > 64:
+            del stack[:-8]
+    return found

@@ -1,0 +1,340 @@
+"""The Python client: talks to a champion server over HTTP only."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from champion.capture import capture
+from champion.errors import ChampionError, Unavailable, error_from_response
+from champion.store.artifacts import sha256
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+@dataclass
+class DeployedVersion:
+    """What a deploy created."""
+
+    deployment: str
+    version: int
+    url: str
+    endpoint: str
+    production: bool
+    aliases: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.deployment}:{self.version}"
+
+
+def _find_token() -> str | None:
+    token = os.environ.get("CHAMPION_TOKEN")
+    if token:
+        return token
+    home = Path(os.environ.get("CHAMPION_HOME", "./champion-data"))
+    path = home / "token"
+    return path.read_text().strip() if path.is_file() else None
+
+
+class Client:
+    """A connection to one champion server.
+
+    ``url`` defaults to ``$CHAMPION_URL`` or http://127.0.0.1:8000; ``token`` to
+    ``$CHAMPION_TOKEN`` or the token file of a local data directory.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 timeout: float = 120.0, user: str | None = None) -> None:
+        self.url = (url or os.environ.get("CHAMPION_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token if token is not None else _find_token()
+        headers = {"x-champion-user": user or _user()}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _request(self, method: str, path: str, *, json: Any = None,
+                 content: bytes | None = None, params: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
+        body = content
+        hdrs = dict(headers or {})
+        if json is not None:
+            body = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY)
+            hdrs["content-type"] = "application/json"
+        try:
+            resp = self._http.request(method, path, content=body, params=params, headers=hdrs)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the champion server at {self.url}: {exc}") from None
+        try:
+            data = orjson.loads(resp.content) if resp.content else None
+        except orjson.JSONDecodeError:
+            data = resp.text
+        if resp.status_code >= 400:
+            raise error_from_response(resp.status_code, data)
+        return data
+
+    # ------------------------------------------------------------------ deploy
+
+    def deploy(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        python_packages: Iterable[str] | None = None,
+        extra_files: Iterable[str | Path] | dict[str, str | Path] | None = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        validate: bool = True,
+        root: str | Path | None = None,
+    ) -> DeployedVersion:
+        """Deploy ``fn`` as the next version of ``name`` (default: the function's name)."""
+        cap = capture(fn, python_packages=python_packages, extra_files=extra_files, root=root)
+        blobs: dict[str, bytes] = {}
+        values = {}
+        for key, data in cap.values.items():
+            values[key] = digest = sha256(data)
+            blobs[digest] = data
+        files = {}
+        for path, data in cap.files.items():
+            files[path] = digest = sha256(data)
+            blobs[digest] = data
+        function_pickle = None
+        if cap.function_pickle is not None:
+            function_pickle = sha256(cap.function_pickle)
+            blobs[function_pickle] = cap.function_pickle
+        if blobs:
+            missing = self._request("POST", "/api/artifacts/missing",
+                                    json={"hashes": list(blobs)})["missing"]
+            for digest in missing:
+                self._request("PUT", f"/api/artifacts/{digest}", content=blobs[digest],
+                              headers={"content-type": "application/octet-stream"})
+        manifest = {
+            "function_name": cap.function_name,
+            "imports": cap.imports,
+            "helpers": cap.helpers,
+            "values": values,
+            "value_types": cap.value_types,
+            "files": files,
+            "function_pickle": function_pickle,
+            "packages": cap.packages,
+            "modules": cap.modules,
+            "python_version": cap.python_version,
+            "signature": cap.signature,
+        }
+        config = {"workers": workers, "timeout": timeout, "idle_timeout": idle_timeout}
+        name = name or cap.function_name
+        reply = self._request(
+            "POST",
+            f"/api/deployments/{name}/versions",
+            json={
+                "manifest": manifest,
+                "source": cap.source,
+                "config": {k: v for k, v in config.items() if v is not None},
+                "validate": validate,
+            },
+        )
+        return DeployedVersion(
+            deployment=reply["deployment"],
+            version=reply["version"],
+            url=self.url + reply["url"],
+            endpoint=self.url + reply["endpoint"],
+            production=reply["production"],
+            aliases=reply.get("aliases", []),
+            warnings=cap.warnings + reply.get("warnings", []),
+            load_seconds=reply.get("load_seconds", 0.0),
+        )
+
+    # ------------------------------------------------------------------ inference
+
+    def get_inference(self, deployment: str, data: Any, *, version: int | str | None = None,
+                      unit: str | None = None, batch: bool | None = None) -> dict[str, Any]:
+        """Call an endpoint (or one version / alias) and return the whole response."""
+        path = f"/v1/{deployment}" + (f"/{version}" if version is not None else "")
+        body: dict[str, Any] = {"data": data}
+        if batch is not None:
+            body["batch"] = batch
+        headers = {"x-champion-unit": unit} if unit is not None else None
+        result: dict[str, Any] = self._request("POST", path, json=body, headers=headers)
+        return result
+
+    def predict(self, deployment: str, data: Any, *, version: int | str | None = None,
+                unit: str | None = None, batch: bool | None = None) -> Any:
+        """Call an endpoint and return just the function's answer."""
+        return self.get_inference(deployment, data, version=version, unit=unit,
+                                  batch=batch)["data"]
+
+    # ------------------------------------------------------------------ registry
+
+    def deployments(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", "/api/deployments")["deployments"]
+        return result
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/deployments/{name}")
+        return result
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request(
+            "GET", f"/api/deployments/{name}/versions")["versions"]
+        return result
+
+    def version(self, name: str, version: int | str = "latest") -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "GET", f"/api/deployments/{name}/versions/{version}")
+        return result
+
+    def promote(self, name: str, version: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/deployments/{name}/promote", json={"version": version})
+        return result
+
+    def rollback(self, name: str, version: int | None = None) -> dict[str, Any]:
+        body = {"version": version} if version is not None else {}
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/deployments/{name}/rollback", json=body)
+        return result
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "PUT", f"/api/deployments/{name}/aliases/{alias}", json={"version": version})
+        return result
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._request("DELETE", f"/api/deployments/{name}/aliases/{alias}")
+
+    def delete(self, name: str) -> None:
+        self._request("DELETE", f"/api/deployments/{name}")
+
+    def configure(self, name: str, **settings: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "PATCH", f"/api/deployments/{name}", json=settings)["config"]
+        return result
+
+    def history(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request(
+            "GET", f"/api/deployments/{name}/history", params={"limit": limit})["history"]
+        return result
+
+    def logs(self, name: str, *, limit: int = 100, since: float | None = None,
+             after: str | None = None, version: int | None = None,
+             status: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("since", since), ("after", after), ("version", version),
+                           ("status", status)):
+            if value is not None:
+                params[key] = value
+        result: list[dict[str, Any]] = self._request(
+            "GET", f"/api/deployments/{name}/logs", params=params)["requests"]
+        return result
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------- module-level API
+
+_default: Client | None = None
+
+
+def connect(url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:
+    """Set (and return) the client the module-level functions use."""
+    global _default
+    if _default is not None:
+        _default.close()
+    _default = Client(url, token, **kwargs)
+    return _default
+
+
+def _client() -> Client:
+    global _default
+    if _default is None:
+        _default = Client()
+    return _default
+
+
+def deploy(fn: Callable[..., Any], name: str | None = None, **kwargs: Any) -> DeployedVersion:
+    """Deploy ``fn`` as a new version; see Client.deploy."""
+    return _client().deploy(fn, name, **kwargs)
+
+
+def predict(deployment: str, data: Any, **kwargs: Any) -> Any:
+    """Call an endpoint and return the function's answer; see Client.predict."""
+    return _client().predict(deployment, data, **kwargs)
+
+
+def get_inference(deployment: str, data: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call an endpoint and return the whole response (Modelbit's shape)."""
+    return _client().get_inference(deployment, data, **kwargs)
+
+
+def deployments() -> list[dict[str, Any]]:
+    return _client().deployments()
+
+
+def versions(name: str) -> list[dict[str, Any]]:
+    return _client().versions(name)
+
+
+def version(name: str, version: int | str = "latest") -> dict[str, Any]:
+    return _client().version(name, version)
+
+
+def promote(name: str, version: int) -> dict[str, Any]:
+    """Point the endpoint's ``production`` alias at ``version``."""
+    return _client().promote(name, version)
+
+
+def rollback(name: str, version: int | None = None) -> dict[str, Any]:
+    """Move ``production`` back to the version it pointed at before (or to ``version``)."""
+    return _client().rollback(name, version)
+
+
+def set_alias(name: str, alias: str, version: int) -> dict[str, Any]:
+    return _client().set_alias(name, alias, version)
+
+
+def delete(name: str) -> None:
+    """Delete a deployment, its versions and aliases (its request log stays)."""
+    _client().delete(name)
+
+
+__all__ = [
+    "ChampionError",
+    "Client",
+    "DeployedVersion",
+    "connect",
+    "delete",
+    "deploy",
+    "deployments",
+    "get_inference",
+    "predict",
+    "promote",
+    "rollback",
+    "set_alias",
+    "version",
+    "versions",
+]

@@ -1,0 +1,145 @@
+"""One exception tree for champion, each class carrying its HTTP status.
+
+::
+
+    ChampionError (500)
+    ├── BadRequest (400)
+    │   ├── InvalidJSON (400)
+    │   ├── InvalidInput (400)        data that does not fit the function
+    │   └── DeployError (400)         unpicklable value, unimportable package
+    ├── Unauthorized (401)
+    ├── NotFound (404)
+    ├── Conflict (409)
+    ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)
+    ├── ModelError (500)              the user's function raised
+    ├── WorkerCrashed (502)           the worker process died mid-request
+    ├── Unavailable (503)
+    └── ModelTimeout (504)            the function ran past its timeout
+
+The server turns any of them into the one JSON error shape
+``{"error": {"type": ..., "message": ..., "request_id": ...}}``; the client maps the
+status and type back to the same classes; the CLI prints them as one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChampionError(Exception):
+    """Base of every error champion raises on purpose."""
+
+    status_code: int = 500
+    type_name: str = "internal_error"
+
+    def __init__(self, message: str, *, request_id: str | None = None, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one JSON error shape."""
+        body: dict[str, Any] = {"type": self.type_name, "message": self.message}
+        if self.request_id is not None:
+            body["request_id"] = self.request_id
+        if self.detail:
+            body.update(self.detail)
+        return {"error": body}
+
+
+class BadRequest(ChampionError):
+    status_code = 400
+    type_name = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    type_name = "invalid_json"
+
+
+class InvalidInput(BadRequest):
+    type_name = "invalid_input"
+
+
+class DeployError(BadRequest):
+    type_name = "deploy_error"
+
+
+class Unauthorized(ChampionError):
+    status_code = 401
+    type_name = "unauthorized"
+
+
+class NotFound(ChampionError):
+    status_code = 404
+    type_name = "not_found"
+
+
+class Conflict(ChampionError):
+    status_code = 409
+    type_name = "conflict"
+
+
+class PayloadTooLarge(ChampionError):
+    status_code = 413
+    type_name = "payload_too_large"
+
+
+class UnsupportedMediaType(ChampionError):
+    status_code = 415
+    type_name = "unsupported_media_type"
+
+
+class ModelError(ChampionError):
+    status_code = 500
+    type_name = "model_error"
+
+
+class WorkerCrashed(ChampionError):
+    status_code = 502
+    type_name = "worker_crashed"
+
+
+class Unavailable(ChampionError):
+    status_code = 503
+    type_name = "unavailable"
+
+
+class ModelTimeout(ChampionError):
+    status_code = 504
+    type_name = "timeout"
+
+
+ALL_ERRORS: tuple[type[ChampionError], ...] = (
+    ChampionError,
+    BadRequest,
+    InvalidJSON,
+    InvalidInput,
+    DeployError,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ModelError,
+    WorkerCrashed,
+    Unavailable,
+    ModelTimeout,
+)
+
+_BY_TYPE = {cls.type_name: cls for cls in ALL_ERRORS}
+
+
+def error_from_response(status: int, body: Any) -> ChampionError:
+    """Rebuild the exception a server answered with (used by the client)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        cls = next((c for c in ALL_ERRORS if c.status_code == status), ChampionError)
+        return cls(f"HTTP {status}: {str(body)[:200]}")
+    cls = _BY_TYPE.get(str(err.get("type")))
+    if cls is None or cls.status_code != status:
+        cls = next((c for c in ALL_ERRORS if c.status_code == status), ChampionError)
+    extra = {k: v for k, v in err.items() if k not in ("type", "message", "request_id")}
+    exc = cls(str(err.get("message", "")), request_id=err.get("request_id"), **extra)
+    return exc

@@ -1,0 +1,95 @@
+"""The request log's writer: events are queued on the event loop and written in batches.
+
+``record`` costs a list append. A background task writes what has queued at least every
+``flush_ms`` (or sooner when a batch fills) in a worker thread, so the event loop never waits
+on the database. ``close`` writes what is left; on a hard kill at most the events of the last
+interval are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from champion.store import Store
+
+log = logging.getLogger("champion.events")
+
+MAX_BATCH = 5000
+MAX_BUFFER = 200_000
+
+
+class EventWriter:
+    def __init__(self, store: Store, flush_ms: int = 100) -> None:
+        self.store = store
+        self.interval = max(flush_ms, 1) / 1000.0
+        self.buffer: list[dict[str, Any]] = []
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._retries = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    def record(self, event: dict[str, Any]) -> None:
+        if len(self.buffer) >= MAX_BUFFER:
+            self.dropped += 1  # the store is far behind: shed rather than exhaust memory
+            return
+        self.buffer.append(event)
+        if len(self.buffer) >= MAX_BATCH:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self.buffer:
+            batch, self.buffer = self.buffer[:MAX_BATCH], self.buffer[MAX_BATCH:]
+            try:
+                await asyncio.to_thread(self.store.insert_requests, batch)
+                self.written += len(batch)
+            except Exception:
+                self.failures += 1
+                self._retries += 1
+                if self._retries > 3:
+                    log.exception("dropping %d request events the store refused", len(batch))
+                    self.dropped += len(batch)
+                    self._retries = 0
+                    continue
+                log.exception("could not write %d request events; retrying", len(batch))
+                self.buffer[:0] = batch
+                await asyncio.sleep(self.interval)
+                if self._closing and self._retries > 1:
+                    return
+            else:
+                self._retries = 0
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.flush()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "queued": len(self.buffer),
+            "written": self.written,
+            "dropped": self.dropped,
+            "write_failures": self.failures,
+            "time": time.time(),
+        }

@@ -1,0 +1,314 @@
+"""Deployments, versions and aliases: the domain rules, over the store.
+
+The inference path asks ``resolve`` for a (deployment, version-or-alias) and is answered
+from memory; every write bumps the store's generation counter, which each server process
+polls, so a change made through any replica is seen by all within ``poll_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import platform
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from champion.errors import BadRequest, Conflict, DeployError, NotFound
+from champion.store import Store
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+RESERVED_ALIASES = frozenset({"latest"})
+DEPLOYMENT_CONFIG_KEYS = {"workers": int, "timeout": float, "idle_timeout": float}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved version, as the inference path needs it."""
+
+    deployment: str
+    version: int
+    manifest: dict[str, Any]
+    signature: tuple[dict[str, Any], ...]
+    config: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.deployment}:{self.version}"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise BadRequest(
+            f"invalid deployment name {name!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit, at most 128 characters"
+        )
+    return name
+
+
+def check_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        kind = DEPLOYMENT_CONFIG_KEYS.get(key)
+        if kind is None:
+            raise BadRequest(
+                f"unknown deployment setting {key!r}; known: {sorted(DEPLOYMENT_CONFIG_KEYS)}"
+            )
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise BadRequest(f"deployment setting {key!r} must be a positive number")
+        out[key] = kind(value)
+    if out.get("workers", 1) > 64:
+        raise BadRequest("deployment setting 'workers' must be at most 64")
+    return out
+
+
+class Registry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._aliases: dict[str, dict[str, int]] | None = None
+        self._versions: dict[tuple[str, int], Target] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._generation = -1
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------ cache
+
+    async def refresh(self, force: bool = False) -> bool:
+        """Reload aliases when the store changed. Returns whether anything changed."""
+        generation = await asyncio.to_thread(self.store.generation)
+        if not force and generation == self._generation and self._aliases is not None:
+            return False
+        async with self._lock:
+            aliases = await asyncio.to_thread(self.store.all_aliases)
+            deployments = await asyncio.to_thread(self.store.list_deployments)
+            self._aliases = aliases
+            self._configs = {d["name"]: dict(d["config"] or {}) for d in deployments}
+            live = set(aliases)
+            self._versions = {
+                k: v
+                for k, v in self._versions.items()
+                if k[0] in live and v.config == self._configs.get(k[0], {})
+            }
+            self._generation = generation
+        return True
+
+    async def _alias_map(self) -> dict[str, dict[str, int]]:
+        if self._aliases is None:
+            await self.refresh(force=True)
+        assert self._aliases is not None
+        return self._aliases
+
+    async def resolve(self, name: str, ref: str = "production") -> Target:
+        """The version that ``name``/``ref`` (a number or an alias) names right now."""
+        aliases = (await self._alias_map()).get(name)
+        if aliases is None:
+            raise NotFound(f"no deployment named {name!r}", deployment=name)
+        if ref.isdigit():
+            number = int(ref)
+        else:
+            found = aliases.get(ref)
+            if found is None:
+                raise NotFound(
+                    f"deployment {name!r} has no alias {ref!r} (aliases: "
+                    f"{', '.join(sorted(aliases))})",
+                    deployment=name,
+                )
+            number = found
+        target = self._versions.get((name, number))
+        if target is None:
+            row = await asyncio.to_thread(self.store.get_version, name, number)
+            if row is None:
+                raise NotFound(f"deployment {name!r} has no version {number}", deployment=name)
+            target = Target(
+                deployment=name,
+                version=number,
+                manifest=row["manifest"],
+                signature=tuple(row["manifest"].get("signature", ())),
+                config=self._configs.get(name, {}),
+            )
+            self._versions[(name, number)] = target
+        return target
+
+    # ------------------------------------------------------------ deploy
+
+    def check_manifest(self, manifest: dict[str, Any]) -> list[str]:
+        """Refuse what this server cannot run. Returns warnings."""
+        warnings: list[str] = []
+        for key in ("function_name", "values", "files", "imports", "helpers", "signature"):
+            if key not in manifest:
+                raise BadRequest(f"deploy manifest lacks {key!r}")
+        digests = list(manifest["values"].values()) + list(manifest["files"].values())
+        if manifest.get("function_pickle"):
+            digests.append(manifest["function_pickle"])
+        for digest in digests:
+            if not isinstance(digest, str) or not self.store.artifacts.has(digest):
+                raise BadRequest(f"artifact {digest!r} has not been uploaded")
+        local_tops = {f.split("/", 1)[0].removesuffix(".py") for f in manifest["files"]}
+        packages: dict[str, str] = manifest.get("packages", {})
+        for module in manifest.get("modules", []):
+            if module in local_tops:
+                continue
+            if importlib.util.find_spec(module) is None:
+                dists = ", ".join(f"{d}=={v}" for d, v in packages.items()) or module
+                raise DeployError(
+                    f"cannot deploy: the function needs package {module!r}, which is not "
+                    f"installed on the server (the client has: {dists}); install it where "
+                    "champion serve runs",
+                    package=module,
+                )
+        ours = ".".join(platform.python_version().split(".")[:2])
+        theirs = ".".join(str(manifest.get("python_version", ours)).split(".")[:2])
+        if theirs != ours:
+            message = (
+                f"the function was captured on Python {theirs} but the server runs "
+                f"Python {ours}"
+            )
+            if manifest.get("function_pickle"):
+                raise DeployError(
+                    f"cannot deploy: {message}, and it had to be pickled by value, which "
+                    "does not carry across Python versions"
+                )
+            warnings.append(message)
+        return warnings
+
+    async def add_version(self, name: str, manifest: dict[str, Any], fields: dict[str, Any],
+                          config: dict[str, Any], actor: str) -> tuple[int, bool]:
+        number, moved = await asyncio.to_thread(
+            self.store.add_version, name, actor, fields, config
+        )
+        await self.refresh(force=True)
+        return number, moved
+
+    # ------------------------------------------------------------ aliases
+
+    async def set_alias(self, name: str, alias: str, version: int, actor: str,
+                        reason: str = "") -> int | None:
+        if alias in RESERVED_ALIASES:
+            raise BadRequest(f"alias {alias!r} is managed by champion and cannot be moved")
+        if not ALIAS_RE.match(alias) or alias.isdigit():
+            raise BadRequest(
+                f"invalid alias {alias!r}: start with a letter; letters, digits, '_', '-', '.'"
+            )
+        await self._require_version(name, version)
+        before = await asyncio.to_thread(
+            self.store.set_alias, name, alias, version, actor, reason
+        )
+        await self.refresh(force=True)
+        return before
+
+    async def delete_alias(self, name: str, alias: str, actor: str) -> None:
+        if alias in ("latest", "production"):
+            raise BadRequest(f"alias {alias!r} cannot be removed")
+        await self._require_deployment(name)
+        if not await asyncio.to_thread(self.store.delete_alias, name, alias, actor):
+            raise NotFound(f"deployment {name!r} has no alias {alias!r}")
+        await self.refresh(force=True)
+
+    async def rollback(self, name: str, version: int | None, actor: str) -> tuple[int, int]:
+        """Move production to ``version``, or to the version it pointed at before."""
+        aliases = await self._require_deployment(name)
+        current = aliases.get("production")
+        if version is None:
+            history = await asyncio.to_thread(self.store.history, name, 1000)
+            version = None
+            for entry in history:
+                detail = entry["detail"] or {}
+                if (
+                    entry["action"] == "alias"
+                    and detail.get("alias") == "production"
+                    and detail.get("version") == current
+                    and detail.get("previous") is not None
+                ):
+                    version = int(detail["previous"])
+                    break
+            if version is None:
+                older = [
+                    v["number"]
+                    for v in await asyncio.to_thread(self.store.list_versions, name)
+                    if current is not None and v["number"] < current
+                ]
+                if not older:
+                    raise Conflict(
+                        f"deployment {name!r} has no earlier production version to roll back to"
+                    )
+                version = max(older)
+        if current is not None and version == current:
+            raise Conflict(f"production of {name!r} is already version {version}")
+        await self.set_alias(name, "production", version, actor, reason="rollback")
+        return current or 0, version
+
+    # ------------------------------------------------------------ reads
+
+    async def _require_deployment(self, name: str) -> dict[str, int]:
+        await self.refresh()
+        aliases = (await self._alias_map()).get(name)
+        if aliases is None:
+            raise NotFound(f"no deployment named {name!r}", deployment=name)
+        return aliases
+
+    async def _require_version(self, name: str, version: int) -> None:
+        await self._require_deployment(name)
+        row = await asyncio.to_thread(self.store.get_version, name, version)
+        if row is None:
+            raise NotFound(f"deployment {name!r} has no version {version}")
+
+    async def deployment(self, name: str) -> dict[str, Any]:
+        row = await asyncio.to_thread(self.store.get_deployment, name)
+        if row is None:
+            raise NotFound(f"no deployment named {name!r}", deployment=name)
+        aliases = await asyncio.to_thread(self.store.get_aliases, name)
+        versions = await asyncio.to_thread(self.store.list_versions, name)
+        return {
+            "name": row["name"],
+            "created_at": row["created_at"],
+            "created_by": row["created_by"],
+            "config": row["config"] or {},
+            "aliases": aliases,
+            "versions": versions,
+        }
+
+    async def version(self, name: str, number: int) -> dict[str, Any]:
+        row = await asyncio.to_thread(self.store.get_version, name, number)
+        if row is None:
+            await self._require_deployment(name)
+            raise NotFound(f"deployment {name!r} has no version {number}")
+        aliases = await asyncio.to_thread(self.store.get_aliases, name)
+        manifest = row["manifest"]
+        return {
+            "deployment": name,
+            "version": number,
+            "created_at": row["created_at"],
+            "created_by": row["created_by"],
+            "function_name": row["function_name"],
+            "python_version": row["python_version"],
+            "packages": row["packages"],
+            "source": row["source"],
+            "aliases": sorted(a for a, v in aliases.items() if v == number),
+            "signature": manifest.get("signature", []),
+            "values": {
+                k: {"sha256": d, "type": manifest.get("value_types", {}).get(k, "")}
+                for k, d in manifest.get("values", {}).items()
+            },
+            "files": manifest.get("files", {}),
+            "pickled_function": bool(manifest.get("function_pickle")),
+        }
+
+    async def delete(self, name: str, actor: str) -> None:
+        if not await asyncio.to_thread(self.store.delete_deployment, name, actor):
+            raise NotFound(f"no deployment named {name!r}", deployment=name)
+        await self.refresh(force=True)
+
+    async def configure(self, name: str, config: dict[str, Any], actor: str) -> dict[str, Any]:
+        row = await asyncio.to_thread(self.store.get_deployment, name)
+        if row is None:
+            raise NotFound(f"no deployment named {name!r}", deployment=name)
+        merged = {**(row["config"] or {}), **check_config(config)}
+        for key, value in config.items():
+            if value is None:
+                merged.pop(key, None)
+        await asyncio.to_thread(self.store.update_deployment_config, name, merged, actor)
+        await self.refresh(force=True)
+        return merged

@@ -1,0 +1,1 @@
+"""Runs deployed versions in worker processes. Only this layer loads user code."""

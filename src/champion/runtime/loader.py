@@ -1,0 +1,35 @@
+"""Rebuild a deployed function from its manifest. Runs only inside worker processes."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+
+def load_function(manifest: dict[str, Any], read_blob: Callable[[str], bytes]) -> Any:
+    """Return the callable described by ``manifest``; blobs are read by content hash."""
+    files: dict[str, str] = manifest.get("files", {})
+    if files:
+        workdir = Path(tempfile.mkdtemp(prefix="champion-files-"))
+        for rel, digest in files.items():
+            dest = workdir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(read_blob(digest))
+        sys.path.insert(0, str(workdir))
+
+    namespace: dict[str, Any] = {"__name__": "__champion__", "__builtins__": __builtins__}
+    for stmt in manifest.get("imports", []):
+        exec(stmt, namespace)
+    for name, digest in manifest.get("values", {}).items():
+        namespace[name] = cloudpickle.loads(read_blob(digest))
+    if manifest.get("function_pickle"):
+        # A function pickled by value carries the globals it uses.
+        return cloudpickle.loads(read_blob(manifest["function_pickle"]))
+    for helper in manifest.get("helpers", []):
+        exec(compile(helper, f"<{manifest['function_name']}>", "exec"), namespace)
+    return namespace[manifest["function_name"]]

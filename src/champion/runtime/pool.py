@@ -1,0 +1,370 @@
+"""Worker processes on the server side: start, call, time out, replace, reap.
+
+Each version that is called gets a pool of worker processes (``workers`` per deployment).
+A worker runs one call at a time; callers queue for an idle worker. A call that runs past
+its timeout kills its worker (504) and a fresh one replaces it; a worker that dies fails the
+call it was running (502) and is replaced; nothing else is disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from champion.errors import ChampionError, ModelError, ModelTimeout, Unavailable, WorkerCrashed
+from champion.runtime import protocol as p
+
+log = logging.getLogger("champion.runtime")
+
+VersionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What a pool runs and how."""
+
+    key: VersionKey
+    manifest: dict[str, Any]
+    workers: int = 1
+    timeout: float = 30.0
+    idle_timeout: float | None = None
+    load_timeout: float = 120.0
+
+
+class Worker:
+    def __init__(self, pool: VersionPool) -> None:
+        self.pool = pool
+        self.proc: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self.next_id = 1
+        self.dead = False
+        self.pid = 0
+        self._reader_task: asyncio.Task[None] | None = None
+
+    async def start(self, artifacts: Path, load_timeout: float) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "champion.runtime.worker",
+                str(child.fileno()),
+                pass_fds=(child.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            child.close()
+        self.pid = self.proc.pid
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=parent)
+        self._reader_task = asyncio.create_task(self._read_loop())
+        body = orjson.dumps({"manifest": self.pool.spec.manifest, "artifacts": str(artifacts)})
+        try:
+            kind, reply = await asyncio.wait_for(self._send(p.LOAD, body), load_timeout)
+        except TimeoutError:
+            self.kill()
+            raise Unavailable(
+                f"{self.pool.label} did not load within {load_timeout:.0f} s"
+            ) from None
+        except WorkerCrashed:
+            raise Unavailable(f"{self.pool.label}: its worker process exited while loading")
+        if kind == p.FAILED:
+            err = orjson.loads(reply)
+            self.kill()
+            raise Unavailable(
+                f"{self.pool.label} failed to load: {err['type']}: {err['message']}",
+                cause=err["type"],
+            )
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        try:
+            while True:
+                head = await self.reader.readexactly(p.HEADER.size)
+                length, kind, msg_id = p.HEADER.unpack(head)
+                body = await self.reader.readexactly(length - 5)
+                fut = self.pending.pop(msg_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result((kind, body))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            self._on_exit()
+
+    def _on_exit(self) -> None:
+        if not self.dead:
+            self.dead = True
+            self.pool.worker_exited(self)
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(
+                    WorkerCrashed(f"{self.pool.label}: the worker process exited during the call")
+                )
+        self.pending.clear()
+        if self.writer is not None:
+            self.writer.close()
+        if self.proc is not None:
+            asyncio.ensure_future(self._reap())
+
+    async def _reap(self) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            code = await self.proc.wait()
+            if code not in (0, -signal.SIGKILL, -signal.SIGTERM):
+                log.warning("%s: worker %d exited with code %s", self.pool.label, self.pid, code)
+
+    def _send(self, kind: int, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        if self.dead or self.writer is None:
+            raise WorkerCrashed(f"{self.pool.label}: the worker process is gone")
+        msg_id = self.next_id
+        self.next_id += 1
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self.pending[msg_id] = fut
+        self.writer.write(p.frame(kind, msg_id, body))
+        return fut
+
+    async def call(self, body: bytes, timeout: float) -> tuple[int, bytes]:
+        fut = self._send(p.CALL, body)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self.kill()
+            raise ModelTimeout(
+                f"{self.pool.label} did not answer within {timeout:g} s; its worker was replaced"
+            ) from None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        if not self.dead:
+            self.dead = True
+            self.pool.worker_exited(self)
+        if self.writer is not None:
+            self.writer.close()
+
+
+class VersionPool:
+    """The worker processes of one version."""
+
+    def __init__(self, spec: PoolSpec, artifacts: Path) -> None:
+        self.spec = spec
+        self.artifacts = artifacts
+        self.label = f"{spec.key[0]}:{spec.key[1]}"
+        self.workers: list[Worker] = []
+        self.idle: deque[Worker] = deque()
+        self.waiters: deque[asyncio.Future[Worker]] = deque()
+        self.starting = 0
+        self.load_error: ChampionError | None = None
+        self.last_used = time.monotonic()
+        self.closed = False
+        self.restarts = 0
+        self.calls = 0
+
+    # -------------------------------------------------------------- capacity
+
+    def _want_more(self) -> bool:
+        return not self.closed and len(self.workers) + self.starting < self.spec.workers
+
+    def fill(self) -> None:
+        while self._want_more():
+            self.starting += 1
+            asyncio.ensure_future(self._start_one())
+
+    async def _start_one(self) -> None:
+        worker = Worker(self)
+        try:
+            await worker.start(self.artifacts, self.spec.load_timeout)
+        except ChampionError as exc:
+            self.starting -= 1
+            self.load_error = exc
+            while self.waiters:
+                fut = self.waiters.popleft()
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        except Exception as exc:
+            self.starting -= 1
+            log.exception("%s: could not start a worker", self.label)
+            self.load_error = Unavailable(f"{self.label}: could not start a worker: {exc}")
+            return
+        self.starting -= 1
+        if self.closed:
+            worker.kill()
+            return
+        self.load_error = None
+        self.workers.append(worker)
+        self.release(worker)
+
+    def worker_exited(self, worker: Worker) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+            self.restarts += 1
+        with contextlib.suppress(ValueError):
+            self.idle.remove(worker)
+        if not self.closed and self.waiters:
+            self.fill()
+
+    async def acquire(self) -> Worker:
+        while self.idle:
+            worker = self.idle.popleft()
+            if not worker.dead:
+                return worker
+        if self.load_error is not None and not self.workers and not self.starting:
+            # Retry loading once per caller burst; surface the error if it fails again.
+            self.load_error = None
+        fut: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        self.fill()
+        try:
+            return await fut
+        finally:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(fut)
+
+    def release(self, worker: Worker) -> None:
+        if worker.dead:
+            if not self.closed and self.waiters:
+                self.fill()
+            return
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(worker)
+                return
+        self.idle.append(worker)
+
+    def resize(self, spec: PoolSpec) -> None:
+        """Take a changed spec (worker count, timeouts) without disturbing running calls."""
+        self.spec = spec
+        while len(self.workers) > spec.workers and self.idle:
+            self.idle.popleft().kill()
+
+    # -------------------------------------------------------------- calls
+
+    async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]:
+        self.last_used = time.monotonic()
+        self.calls += 1
+        worker = await self.acquire()
+        try:
+            return await worker.call(body, timeout or self.spec.timeout)
+        finally:
+            self.last_used = time.monotonic()
+            if worker.dead:
+                self.fill()
+            else:
+                self.release(worker)
+
+    async def close(self) -> None:
+        self.closed = True
+        for worker in list(self.workers):
+            worker.kill()
+        self.workers.clear()
+        self.idle.clear()
+        for fut in self.waiters:
+            if not fut.done():
+                fut.set_exception(Unavailable(f"{self.label} was stopped"))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": self.label,
+            "workers": [w.pid for w in self.workers],
+            "idle": len(self.idle),
+            "waiting": len(self.waiters),
+            "restarts": self.restarts,
+            "calls": self.calls,
+            "idle_seconds": round(time.monotonic() - self.last_used, 1),
+        }
+
+
+class Runtime:
+    """All pools of one server process."""
+
+    def __init__(self, artifacts: Path, idle_timeout: float = 600.0) -> None:
+        self.artifacts = artifacts
+        self.idle_timeout = idle_timeout
+        self.pools: dict[VersionKey, VersionPool] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_idle())
+
+    def pool(self, spec: PoolSpec) -> VersionPool:
+        pool = self.pools.get(spec.key)
+        if pool is None or pool.closed:
+            pool = self.pools[spec.key] = VersionPool(spec, self.artifacts)
+        elif pool.spec is not spec and pool.spec != spec:
+            pool.resize(spec)
+        return pool
+
+    def adopt(self, old: VersionKey, spec: PoolSpec) -> None:
+        """Re-file a pool started under a provisional key (a deploy's check) as ``spec.key``."""
+        pool = self.pools.pop(old, None)
+        if pool is None:
+            return
+        pool.spec = spec
+        pool.label = f"{spec.key[0]}:{spec.key[1]}"
+        self.pools[spec.key] = pool
+
+    async def warm(self, spec: PoolSpec) -> None:
+        """Start a version's workers now and wait for the first to load."""
+        pool = self.pool(spec)
+        worker = await pool.acquire()
+        pool.release(worker)
+
+    async def call(self, spec: PoolSpec, body: bytes, timeout: float | None = None) -> bytes:
+        kind, reply = await self.pool(spec).call(body, timeout)
+        if kind == p.RESULT:
+            return reply
+        err = orjson.loads(reply)
+        index = err.get("index")
+        where = f" (batch row {index})" if index is not None else ""
+        raise ModelError(f"{err['type']}: {err['message']}{where}", exception=err["type"])
+
+    async def stop(self, key: VersionKey) -> None:
+        pool = self.pools.pop(key, None)
+        if pool is not None:
+            await pool.close()
+
+    async def stop_deployment(self, name: str) -> None:
+        for key in [k for k in self.pools if k[0] == name]:
+            await self.stop(key)
+
+    async def _reap_idle(self) -> None:
+        while True:
+            shortest = min(
+                [self.idle_timeout] + [p.spec.idle_timeout or 1e9 for p in self.pools.values()]
+            )
+            await asyncio.sleep(min(5.0, max(0.2, shortest / 4)))
+            now = time.monotonic()
+            for key, pool in list(self.pools.items()):
+                busy = len(pool.workers) - len(pool.idle)
+                limit = pool.spec.idle_timeout or self.idle_timeout
+                if busy == 0 and not pool.waiters and now - pool.last_used > limit:
+                    log.info("stopping idle workers of %s", pool.label)
+                    await self.stop(key)
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        for key in list(self.pools):
+            await self.stop(key)
+
+    def status(self) -> list[dict[str, Any]]:
+        return [pool.status() for pool in self.pools.values()]

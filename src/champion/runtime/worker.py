@@ -1,0 +1,123 @@
+"""The worker process: loads one version and answers calls, one at a time.
+
+Started by the server as ``python -m champion.runtime.worker FD`` with one end of a socket
+pair. Kept import-light: it must not import the server's dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from champion.runtime import protocol as p
+
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _default(obj: Any) -> Any:
+    """Make common data-science outputs JSON: numpy, pandas, sets, bytes."""
+    for attr in ("tolist", "to_dict"):
+        method = getattr(obj, attr, None)
+        if callable(method):
+            return method()
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    raise TypeError(f"the function returned a {type(obj).__name__}, which is not JSON-serializable")
+
+
+def encode(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=_OPTS)
+
+
+class Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rfile = sock.makefile("rb", buffering=65536)
+
+    def recv(self) -> tuple[int, int, bytes] | None:
+        head = self.rfile.read(p.HEADER.size)
+        if len(head) < p.HEADER.size:
+            return None
+        length, kind, msg_id = p.HEADER.unpack(head)
+        body = self.rfile.read(length - 5)
+        if len(body) < length - 5:
+            return None
+        return kind, msg_id, body
+
+    def send(self, kind: int, msg_id: int, body: bytes) -> None:
+        self.sock.sendall(p.frame(kind, msg_id, body))
+
+
+def _error_body(exc: BaseException, index: int | None = None) -> bytes:
+    return orjson.dumps(
+        {"type": type(exc).__name__, "message": str(exc)[:2000], "index": index}
+    )
+
+
+def serve(conn: Connection) -> None:
+    msg = conn.recv()
+    if msg is None or msg[0] != p.LOAD:
+        return
+    _, msg_id, body = msg
+    request = orjson.loads(body)
+    root = Path(request["artifacts"])
+
+    def read_blob(digest: str) -> bytes:
+        return (root / digest[:2] / digest[2:]).read_bytes()
+
+    try:
+        from champion.runtime.loader import load_function
+
+        fn = load_function(request["manifest"], read_blob)
+    except BaseException as exc:
+        traceback.print_exc()
+        conn.send(p.FAILED, msg_id, _error_body(exc))
+        return
+    conn.send(p.READY, msg_id, orjson.dumps({"pid": os.getpid()}))
+
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return  # the server went away
+        _kind, msg_id, body = msg
+        call = orjson.loads(body)
+        calls = call["calls"]
+        ids = call.get("ids")
+        index = 0
+        try:
+            outputs = []
+            for index, (args, kwargs) in enumerate(calls):
+                outputs.append(fn(*args, **kwargs))
+            if ids is None:
+                payload = encode(outputs[0])
+            else:
+                payload = encode([[i, y] for i, y in zip(ids, outputs, strict=True)])
+        except Exception as exc:
+            print(f"champion worker {os.getpid()}: call failed:", file=sys.stderr)
+            traceback.print_exc()
+            conn.send(p.ERROR, msg_id, _error_body(exc, index if ids is not None else None))
+            continue
+        conn.send(p.RESULT, msg_id, payload)
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    sock = socket.socket(fileno=fd)
+    try:
+        serve(Connection(sock))
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""The admin API under /api/: deployments, versions, aliases, artifacts, logs.
+
+Every route needs the admin token. Registry writes are committed before the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from champion.errors import BadRequest, ChampionError, DeployError
+from champion.registry.service import check_config, check_name
+from champion.runtime.pool import PoolSpec
+from champion.server.http import actor, json_response, read_json, require_token
+from champion.store.artifacts import valid_hash
+
+if TYPE_CHECKING:
+    from champion.server.app import State
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+MAX_ADMIN_JSON = 64 * 1024 * 1024
+MAX_ARTIFACT = 4 * 1024 * 1024 * 1024
+
+
+def _state(request: Request) -> State:
+    st: State = request.app.state.champion
+    require_token(request, st.token)
+    return st
+
+
+def _int(request: Request, key: str, default: int | None = None, *, low: int = 0,
+         high: int = 1_000_000) -> int | None:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {key!r} must be an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {key!r} must be between {low} and {high}")
+    return value
+
+
+def _version_number(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        if isinstance(raw, str) and raw.isdigit():
+            return int(raw)
+        raise BadRequest("'version' must be a positive integer")
+    return raw
+
+
+# ------------------------------------------------------------------ deployments
+
+
+async def list_deployments(request: Request) -> Response:
+    st = _state(request)
+    rows = await asyncio.to_thread(st.store.list_deployments)
+    return json_response({
+        "deployments": [
+            {
+                "name": r["name"],
+                "created_at": r["created_at"],
+                "created_by": r["created_by"],
+                "latest": r["latest"],
+                "production": r["production"],
+                "versions": r["version_count"] or 0,
+                "config": r["config"] or {},
+            }
+            for r in rows
+        ]
+    })
+
+
+async def get_deployment(request: Request) -> Response:
+    st = _state(request)
+    return json_response(await st.registry.deployment(request.path_params["name"]))
+
+
+async def delete_deployment(request: Request) -> Response:
+    st = _state(request)
+    name = request.path_params["name"]
+    await st.registry.delete(name, actor(request))
+    await st.runtime.stop_deployment(name)
+    return json_response({"deleted": name})
+
+
+async def configure_deployment(request: Request) -> Response:
+    st = _state(request)
+    body = await read_json(request, MAX_ADMIN_JSON)
+    config = await st.registry.configure(request.path_params["name"], body, actor(request))
+    return json_response({"name": request.path_params["name"], "config": config})
+
+
+async def list_versions(request: Request) -> Response:
+    st = _state(request)
+    info = await st.registry.deployment(request.path_params["name"])
+    return json_response({"deployment": info["name"], "aliases": info["aliases"],
+                          "versions": info["versions"]})
+
+
+async def get_version(request: Request) -> Response:
+    st = _state(request)
+    name = request.path_params["name"]
+    ref = request.path_params["ref"]
+    target = await st.registry.resolve(name, ref)
+    return json_response(await st.registry.version(name, target.version))
+
+
+async def deploy(request: Request) -> Response:
+    """Create the next version from an uploaded manifest (artifacts uploaded first)."""
+    st = _state(request)
+    name = check_name(request.path_params["name"])
+    body = await read_json(request, MAX_ADMIN_JSON)
+    manifest = body.get("manifest")
+    if not isinstance(manifest, dict):
+        raise BadRequest("the deploy body needs a 'manifest' object")
+    config = check_config(body.get("config"))
+    warnings = await asyncio.to_thread(st.registry.check_manifest, manifest)
+    fields = {
+        "function_name": str(manifest["function_name"])[:256],
+        "source": str(body.get("source", "")),
+        "python_version": str(manifest.get("python_version", "")),
+        "packages": manifest.get("packages", {}),
+        "manifest": manifest,
+    }
+    workers = int(config.get("workers", st.config.workers))
+    timeout = float(config.get("timeout", st.config.timeout))
+    started = time.perf_counter()
+    provisional = (name, -int(uuid.uuid4().int % 1_000_000_000) - 1)
+    if body.get("validate", True):
+        spec = PoolSpec(key=provisional, manifest=manifest, workers=workers, timeout=timeout,
+                        idle_timeout=config.get("idle_timeout"))
+        try:
+            await st.runtime.warm(spec)
+        except ChampionError as exc:
+            await st.runtime.stop(provisional)
+            raise DeployError(f"cannot deploy {name!r}: the server could not load it: "
+                              f"{exc.message}", **exc.detail) from None
+    number, production = await st.registry.add_version(
+        name, manifest, fields, config, actor(request)
+    )
+    target = await st.registry.resolve(name, str(number))
+    if body.get("validate", True):
+        st.runtime.adopt(provisional, st.spec_for(target))
+    return json_response(
+        {
+            "deployment": name,
+            "version": number,
+            "production": production,
+            "aliases": (await st.registry.version(name, number))["aliases"],
+            "url": f"/v1/{name}/{number}",
+            "endpoint": f"/v1/{name}",
+            "load_seconds": round(time.perf_counter() - started, 3),
+            "warnings": warnings,
+        },
+        status=201,
+    )
+
+
+# ------------------------------------------------------------------ aliases
+
+
+async def list_aliases(request: Request) -> Response:
+    st = _state(request)
+    info = await st.registry.deployment(request.path_params["name"])
+    return json_response({"deployment": info["name"], "aliases": info["aliases"]})
+
+
+async def set_alias(request: Request) -> Response:
+    st = _state(request)
+    body = await read_json(request, MAX_ADMIN_JSON)
+    name, alias = request.path_params["name"], request.path_params["alias"]
+    version = _version_number(body.get("version"))
+    before = await st.registry.set_alias(name, alias, version, actor(request),
+                                         str(body.get("reason", "")))
+    return json_response({"deployment": name, "alias": alias, "version": version,
+                          "previous": before})
+
+
+async def delete_alias(request: Request) -> Response:
+    st = _state(request)
+    name, alias = request.path_params["name"], request.path_params["alias"]
+    await st.registry.delete_alias(name, alias, actor(request))
+    return json_response({"deployment": name, "deleted": alias})
+
+
+async def promote(request: Request) -> Response:
+    st = _state(request)
+    body = await read_json(request, MAX_ADMIN_JSON)
+    name = request.path_params["name"]
+    version = _version_number(body.get("version"))
+    before = await st.registry.set_alias(name, "production", version, actor(request),
+                                         str(body.get("reason", "promote")))
+    return json_response({"deployment": name, "production": version, "previous": before})
+
+
+async def rollback(request: Request) -> Response:
+    st = _state(request)
+    body = await read_json(request, MAX_ADMIN_JSON) if await request.body() else {}
+    name = request.path_params["name"]
+    raw = body.get("version")
+    version = None if raw is None else _version_number(raw)
+    before, after = await st.registry.rollback(name, version, actor(request))
+    return json_response({"deployment": name, "production": after, "previous": before})
+
+
+async def history(request: Request) -> Response:
+    st = _state(request)
+    name = request.path_params["name"]
+    await st.registry.deployment(name)
+    limit = _int(request, "limit", 100, low=1, high=10_000) or 100
+    rows = await asyncio.to_thread(st.store.history, name, limit)
+    return json_response({"deployment": name, "history": rows})
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+async def missing_artifacts(request: Request) -> Response:
+    st = _state(request)
+    body = await read_json(request, MAX_ADMIN_JSON)
+    hashes = body.get("hashes")
+    if not isinstance(hashes, list) or not all(isinstance(h, str) and valid_hash(h)
+                                               for h in hashes):
+        raise BadRequest("'hashes' must be a list of SHA-256 hex digests")
+    return json_response({"missing": await asyncio.to_thread(st.store.artifacts.missing,
+                                                             hashes)})
+
+
+async def put_artifact(request: Request) -> Response:
+    st = _state(request)
+    digest = request.path_params["digest"]
+    if not valid_hash(digest):
+        raise BadRequest("an artifact is named by its SHA-256 hex digest")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_ARTIFACT:
+            raise BadRequest("artifact over the 4 GiB limit")
+        chunks.append(chunk)
+    try:
+        await asyncio.to_thread(st.store.artifacts.put_verified, digest, chunks)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return json_response({"sha256": digest, "bytes": size}, status=201)
+
+
+# ------------------------------------------------------------------ logs and runtime
+
+
+async def logs(request: Request) -> Response:
+    st = _state(request)
+    name = request.path_params["name"]
+    limit = _int(request, "limit", 100, low=1, high=10_000) or 100
+    version = _int(request, "version", None, low=1, high=10**9)
+    status = _int(request, "status", None, low=100, high=599)
+    since_raw = request.query_params.get("since")
+    after_raw = request.query_params.get("after")
+    try:
+        since = float(since_raw) if since_raw else None
+    except ValueError:
+        raise BadRequest("'since' must be a Unix timestamp in seconds") from None
+    after: tuple[float, str] | None = None
+    if after_raw:
+        ts, _, rid = after_raw.partition(",")
+        try:
+            after = (float(ts), rid)
+        except ValueError:
+            raise BadRequest("'after' must be 'TIMESTAMP,REQUEST_ID'") from None
+    rows = await asyncio.to_thread(
+        st.store.query_requests, name, limit, since, after, version, status,
+        after is None,
+    )
+    if not rows:
+        await st.registry.deployment(name)  # 404 for an unknown deployment
+    return json_response({"deployment": name, "requests": rows})
+
+
+async def runtime_status(request: Request) -> Response:
+    st = _state(request)
+    return json_response({"pools": st.runtime.status(), "events": st.events.status()})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/deployments", list_deployments, methods=["GET"]),
+        Route("/api/deployments/{name}", get_deployment, methods=["GET"]),
+        Route("/api/deployments/{name}", delete_deployment, methods=["DELETE"]),
+        Route("/api/deployments/{name}", configure_deployment, methods=["PATCH"]),
+        Route("/api/deployments/{name}/versions", list_versions, methods=["GET"]),
+        Route("/api/deployments/{name}/versions", deploy, methods=["POST"]),
+        Route("/api/deployments/{name}/versions/{ref}", get_version, methods=["GET"]),
+        Route("/api/deployments/{name}/aliases", list_aliases, methods=["GET"]),
+        Route("/api/deployments/{name}/aliases/{alias}", set_alias, methods=["PUT"]),
+        Route("/api/deployments/{name}/aliases/{alias}", delete_alias, methods=["DELETE"]),
+        Route("/api/deployments/{name}/promote", promote, methods=["POST"]),
+        Route("/api/deployments/{name}/rollback", rollback, methods=["POST"]),
+        Route("/api/deployments/{name}/history", history, methods=["GET"]),
+        Route("/api/deployments/{name}/logs", logs, methods=["GET"]),
+        Route("/api/artifacts/missing", missing_artifacts, methods=["POST"]),
+        Route("/api/artifacts/{digest}", put_artifact, methods=["PUT"]),
+        Route("/api/runtime", runtime_status, methods=["GET"]),
+    ]

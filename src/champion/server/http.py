@@ -1,0 +1,106 @@
+"""Small HTTP helpers: JSON in and out, the one error shape, body limits, auth."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from champion.errors import (
+    BadRequest,
+    ChampionError,
+    InvalidJSON,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+JSON_TYPE = "application/json"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response:
+    body = orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def error_response(exc: ChampionError) -> Response:
+    headers = {"X-Champion-Request-Id": exc.request_id} if exc.request_id else None
+    return json_response(exc.to_dict(), exc.status_code, headers)
+
+
+def check_content_type(request: Request) -> None:
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        return  # lenient: a body without a type is read as JSON
+    main = ctype.split(";", 1)[0].strip().lower()
+    if main != JSON_TYPE and not main.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as JSON with 'Content-Type: application/json' (got {main!r})"
+        )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise PayloadTooLarge(f"request body of {int(length)} bytes is over the limit "
+                                      f"of {limit} bytes")
+        except ValueError:
+            raise BadRequest("invalid Content-Length header") from None
+        return await request.body()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int, *, require_object: bool = True) -> Any:
+    check_content_type(request)
+    body = await read_body(request, limit)
+    return parse_json(body, require_object=require_object)
+
+
+def parse_json(body: bytes, *, require_object: bool = True) -> Any:
+    if not body:
+        raise InvalidJSON("the request body is empty; send a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"the request body is not valid JSON: {exc}") from None
+    if require_object and not isinstance(data, dict):
+        raise InvalidJSON(f"the request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            return value.strip()
+    return request.headers.get("x-champion-token")
+
+
+def require_token(request: Request, token: str) -> None:
+    given = bearer_token(request)
+    if given is None:
+        raise Unauthorized(
+            "this call needs the admin token: send 'Authorization: Bearer <token>' "
+            "(champion serve prints it on first start; it is kept in DATA_DIR/token)"
+        )
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized("the token is not valid for this server")
+
+
+def actor(request: Request) -> str:
+    user = request.headers.get("x-champion-user", "").strip()
+    return user[:128] or "admin"

@@ -1,0 +1,164 @@
+"""The one registry of settings.
+
+Each setting has a name, a type, a default and a help text. The same entry feeds the
+``champion serve`` flag (``--name-with-dashes``), the environment variable
+(``CHAMPION_NAME`` unless named otherwise) and docs/configuration.md, which a test keeps
+in step. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    env: str = ""
+    secret: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return self.env or "CHAMPION_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "Address the server listens on."),
+    Setting("port", int, 8000, "TCP port the server listens on."),
+    Setting(
+        "data_dir",
+        str,
+        "./champion-data",
+        "Data directory: the SQLite store (champion.db), artifacts/ and the admin token.",
+        env="CHAMPION_HOME",
+    ),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL of the store; empty means SQLite in the data directory. "
+        "Example: postgresql+psycopg://user@127.0.0.1:5432/champion",
+    ),
+    Setting(
+        "token",
+        str,
+        "",
+        "Admin token. Empty: one is generated on first start, kept in the data directory "
+        "and printed once.",
+        secret=True,
+    ),
+    Setting("require_auth", bool, False, "Require the token for inference calls as well."),
+    Setting("timeout", float, 30.0, "Seconds a model call may run before it answers 504."),
+    Setting("workers", int, 1, "Worker processes per deployment version (default)."),
+    Setting(
+        "idle_timeout",
+        float,
+        600.0,
+        "Seconds after which an idle version's worker processes are stopped.",
+    ),
+    Setting("max_body_bytes", int, 10 * 1024 * 1024, "Largest request body accepted (413)."),
+    Setting(
+        "log_payload_bytes",
+        int,
+        65536,
+        "Largest input or output stored in the request log; larger ones are truncated.",
+    ),
+    Setting(
+        "log_flush_ms",
+        int,
+        100,
+        "Request-log events are written at least this often (milliseconds).",
+    ),
+    Setting(
+        "poll_interval",
+        float,
+        1.0,
+        "Seconds between checks for registry changes made by other server processes.",
+    ),
+    Setting("log_level", str, "info", "Server log level: debug, info, warning, error."),
+)
+
+BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "./champion-data"
+    database_url: str = ""
+    token: str = field(default="", repr=False)
+    require_auth: bool = False
+    timeout: float = 30.0
+    workers: int = 1
+    idle_timeout: float = 600.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    log_payload_bytes: int = 65536
+    log_flush_ms: int = 100
+    poll_interval: float = 1.0
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Resolve each setting: explicit override (a CLI flag), then environment, then default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            given = (overrides or {}).get(setting.name)
+            if given is not None:
+                values[setting.name] = given
+            elif setting.env_var in env:
+                values[setting.name] = parse(setting, env[setting.env_var])
+            else:
+                values[setting.name] = setting.default
+        return cls(**values)
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to show: secrets masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if BY_NAME[f.name].secret and value else value
+        return out
+
+
+def parse(setting: Setting, text: str) -> Any:
+    conv: Callable[[str], Any] = _bool if setting.type is bool else setting.type
+    try:
+        return conv(text)
+    except ValueError as exc:
+        raise ValueError(f"{setting.env_var}={text!r}: {exc}") from None
+
+
+def _check_registry() -> None:
+    names = {f.name for f in fields(Config)}
+    assert names == set(BY_NAME), names ^ set(BY_NAME)
+
+
+_check_registry()

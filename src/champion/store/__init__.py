@@ -1,0 +1,6 @@
+"""Persistence: SQLAlchemy Core schema, migrations, artifact files."""
+
+from champion.store.artifacts import ArtifactStore
+from champion.store.db import Store
+
+__all__ = ["ArtifactStore", "Store"]

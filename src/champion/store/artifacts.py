@@ -1,0 +1,70 @@
+"""Content-addressed artifact files: ``artifacts/ab/cdef…`` named by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def valid_hash(digest: str) -> bool:
+    return bool(_HASH.match(digest))
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        if not valid_hash(digest):
+            raise ValueError(f"not a SHA-256 digest: {digest!r}")
+        return self.root / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        return [d for d in dict.fromkeys(digests) if not self.has(d)]
+
+    def put(self, data: bytes) -> str:
+        digest = sha256(data)
+        self._write(digest, [data])
+        return digest
+
+    def put_verified(self, digest: str, chunks: Iterable[bytes]) -> None:
+        """Store chunks under ``digest``; raise ValueError when their hash differs."""
+        self._write(digest, chunks)
+
+    def _write(self, digest: str, chunks: Iterable[bytes]) -> None:
+        target = self.path(digest)
+        if target.is_file():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            if h.hexdigest() != digest:
+                raise ValueError(f"content hash {h.hexdigest()} does not match {digest}")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, digest: str) -> bytes:
+        return self.path(digest).read_bytes()

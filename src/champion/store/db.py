@@ -1,0 +1,362 @@
+"""The store: every SQL statement champion runs lives here.
+
+SQLite (default; WAL, one writer at a time per process) or PostgreSQL, chosen by URL. All
+methods are synchronous; callers on the event loop run them in a thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from champion.store import migrations
+from champion.store import schema as t
+from champion.store.artifacts import ArtifactStore
+
+Row = dict[str, Any]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    def __init__(self, engine: sa.Engine, artifacts: ArtifactStore) -> None:
+        self.engine = engine
+        self.artifacts = artifacts
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, data_dir: Path, database_url: str = "") -> Store:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if database_url:
+            engine = sa.create_engine(database_url, pool_size=8, max_overflow=8,
+                                      pool_pre_ping=True)
+        else:
+            engine = sa.create_engine(
+                f"sqlite:///{data_dir / 'champion.db'}",
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=8,
+                max_overflow=8,
+            )
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        migrations.migrate(engine)
+        store = cls(engine, ArtifactStore(data_dir / "artifacts"))
+        store.ensure_meta("generation", "0")
+        store.ensure_meta("secret", secrets.token_hex(32))
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction; in-process writers to SQLite take turns."""
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    # ---------------------------------------------------------------- meta
+
+    def ensure_meta(self, key: str, value: str) -> str:
+        with self.write() as conn:
+            row = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).first()
+            if row is not None:
+                return str(row[0])
+            conn.execute(sa.insert(t.meta).values(key=key, value=value))
+            return value
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).first()
+        return None if row is None else str(row[0])
+
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    @staticmethod
+    def _bump(conn: sa.Connection) -> None:
+        conn.execute(
+            sa.update(t.meta)
+            .where(t.meta.c.key == "generation")
+            .values(value=sa.cast(sa.cast(t.meta.c.value, sa.Integer) + 1, sa.Text))
+        )
+
+    @staticmethod
+    def _audit(conn: sa.Connection, actor: str, action: str, deployment: str,
+               **detail: Any) -> None:
+        conn.execute(
+            sa.insert(t.audit).values(
+                ts=time.time(), actor=actor, action=action, deployment=deployment, detail=detail
+            )
+        )
+
+    # ---------------------------------------------------------------- deployments
+
+    def get_deployment(self, name: str) -> Row | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.deployments).where(t.deployments.c.name == name)
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def list_deployments(self) -> list[Row]:
+        v = t.versions
+        latest = (
+            sa.select(v.c.deployment_id, sa.func.max(v.c.number).label("latest"),
+                      sa.func.count().label("version_count"))
+            .group_by(v.c.deployment_id)
+            .subquery()
+        )
+        prod = (
+            sa.select(t.aliases.c.deployment_id, t.aliases.c.version.label("production"))
+            .where(t.aliases.c.name == "production")
+            .subquery()
+        )
+        q = (
+            sa.select(t.deployments, latest.c.latest, latest.c.version_count, prod.c.production)
+            .outerjoin(latest, latest.c.deployment_id == t.deployments.c.id)
+            .outerjoin(prod, prod.c.deployment_id == t.deployments.c.id)
+            .order_by(t.deployments.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def update_deployment_config(self, name: str, config: dict[str, Any], actor: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                sa.update(t.deployments).where(t.deployments.c.name == name).values(config=config)
+            )
+            self._audit(conn, actor, "configure", name, config=config)
+            self._bump(conn)
+
+    def delete_deployment(self, name: str, actor: str) -> bool:
+        with self.write() as conn:
+            row = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).first()
+            if row is None:
+                return False
+            dep_id = row[0]
+            conn.execute(sa.delete(t.aliases).where(t.aliases.c.deployment_id == dep_id))
+            conn.execute(sa.delete(t.versions).where(t.versions.c.deployment_id == dep_id))
+            conn.execute(sa.delete(t.deployments).where(t.deployments.c.id == dep_id))
+            self._audit(conn, actor, "delete", name)
+            self._bump(conn)
+            return True
+
+    # ---------------------------------------------------------------- versions
+
+    def add_version(
+        self,
+        name: str,
+        actor: str,
+        fields: dict[str, Any],
+        config: dict[str, Any],
+        description: str = "",
+    ) -> tuple[int, bool]:
+        """Create the next version of ``name`` (and the deployment on its first deploy).
+
+        Sets ``latest``; sets ``production`` only on a deployment's first version. Returns
+        (version number, whether production moved).
+        """
+        now = time.time()
+        with self.write() as conn:
+            dep = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).first()
+            if dep is None:
+                dep_id = conn.execute(
+                    sa.insert(t.deployments)
+                    .values(name=name, created_at=now, created_by=actor,
+                            description=description, config=config, next_version=1)
+                    .returning(t.deployments.c.id)
+                ).scalar_one()
+            else:
+                dep_id = dep[0]
+                if config:
+                    conn.execute(
+                        sa.update(t.deployments)
+                        .where(t.deployments.c.id == dep_id)
+                        .values(config=config)
+                    )
+            number = conn.execute(
+                sa.update(t.deployments)
+                .where(t.deployments.c.id == dep_id)
+                .values(next_version=t.deployments.c.next_version + 1)
+                .returning(t.deployments.c.next_version)
+            ).scalar_one() - 1
+            conn.execute(
+                sa.insert(t.versions).values(
+                    deployment_id=dep_id, number=number, created_at=now, created_by=actor,
+                    **fields,
+                )
+            )
+            self._set_alias(conn, dep_id, "latest", number, actor, now)
+            has_prod = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.deployment_id == dep_id, t.aliases.c.name == "production"
+                )
+            ).first()
+            if has_prod is None:
+                self._set_alias(conn, dep_id, "production", number, actor, now)
+            self._audit(conn, actor, "deploy", name, version=number)
+            self._bump(conn)
+            return number, has_prod is None
+
+    def list_versions(self, name: str) -> list[Row]:
+        q = (
+            sa.select(
+                t.versions.c.number, t.versions.c.created_at, t.versions.c.created_by,
+                t.versions.c.function_name, t.versions.c.python_version, t.versions.c.packages,
+            )
+            .join(t.deployments, t.deployments.c.id == t.versions.c.deployment_id)
+            .where(t.deployments.c.name == name)
+            .order_by(t.versions.c.number)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def get_version(self, name: str, number: int) -> Row | None:
+        q = (
+            sa.select(t.versions, t.deployments.c.name.label("deployment"))
+            .join(t.deployments, t.deployments.c.id == t.versions.c.deployment_id)
+            .where(t.deployments.c.name == name, t.versions.c.number == number)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return dict(row) if row else None
+
+    # ---------------------------------------------------------------- aliases
+
+    @staticmethod
+    def _set_alias(conn: sa.Connection, dep_id: int, alias: str, number: int, actor: str,
+                   now: float) -> None:
+        updated = conn.execute(
+            sa.update(t.aliases)
+            .where(t.aliases.c.deployment_id == dep_id, t.aliases.c.name == alias)
+            .values(version=number, updated_at=now, updated_by=actor)
+        ).rowcount
+        if not updated:
+            conn.execute(
+                sa.insert(t.aliases).values(
+                    deployment_id=dep_id, name=alias, version=number, updated_at=now,
+                    updated_by=actor,
+                )
+            )
+
+    def set_alias(self, name: str, alias: str, number: int, actor: str,
+                  reason: str = "") -> int | None:
+        """Point ``alias`` at ``number``; returns the version it pointed at before."""
+        now = time.time()
+        with self.write() as conn:
+            dep_id = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).scalar_one()
+            before = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.deployment_id == dep_id, t.aliases.c.name == alias
+                )
+            ).scalar_one_or_none()
+            self._set_alias(conn, dep_id, alias, number, actor, now)
+            self._audit(conn, actor, "alias", name, alias=alias, version=number,
+                        previous=before, reason=reason)
+            self._bump(conn)
+            return before
+
+    def delete_alias(self, name: str, alias: str, actor: str) -> bool:
+        with self.write() as conn:
+            dep_id = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).scalar_one()
+            n = conn.execute(
+                sa.delete(t.aliases).where(
+                    t.aliases.c.deployment_id == dep_id, t.aliases.c.name == alias
+                )
+            ).rowcount
+            if n:
+                self._audit(conn, actor, "unalias", name, alias=alias)
+                self._bump(conn)
+            return bool(n)
+
+    def get_aliases(self, name: str) -> dict[str, int]:
+        q = (
+            sa.select(t.aliases.c.name, t.aliases.c.version)
+            .join(t.deployments, t.deployments.c.id == t.aliases.c.deployment_id)
+            .where(t.deployments.c.name == name)
+        )
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(q)}
+
+    def all_aliases(self) -> dict[str, dict[str, int]]:
+        q = sa.select(t.deployments.c.name, t.aliases.c.name, t.aliases.c.version).join(
+            t.deployments, t.deployments.c.id == t.aliases.c.deployment_id
+        )
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for dep, alias, version in conn.execute(q):
+                out.setdefault(dep, {})[alias] = version
+        return out
+
+    def history(self, name: str, limit: int = 100) -> list[Row]:
+        q = (
+            sa.select(t.audit)
+            .where(t.audit.c.deployment == name)
+            .order_by(t.audit.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    # ---------------------------------------------------------------- request log
+
+    def insert_requests(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        with self.write() as conn:
+            conn.execute(sa.insert(t.requests), list(rows))
+
+    def query_requests(
+        self,
+        deployment: str,
+        limit: int = 100,
+        since: float | None = None,
+        after: tuple[float, str] | None = None,
+        version: int | None = None,
+        status: int | None = None,
+        newest_first: bool = True,
+    ) -> list[Row]:
+        r = t.requests
+        q = sa.select(r).where(r.c.deployment == deployment)
+        if since is not None:
+            q = q.where(r.c.ts >= since)
+        if after is not None:
+            ts, rid = after
+            q = q.where(sa.or_(r.c.ts > ts, sa.and_(r.c.ts == ts, r.c.request_id > rid)))
+        if version is not None:
+            q = q.where(r.c.version == version)
+        if status is not None:
+            q = q.where(r.c.status == status)
+        order = (r.c.ts.desc(), r.c.request_id.desc()) if newest_first else (
+            r.c.ts.asc(), r.c.request_id.asc())
+        q = q.order_by(*order).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(x) for x in conn.execute(q).mappings()]

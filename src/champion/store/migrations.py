@@ -1,0 +1,156 @@
+"""Ordered schema migrations.
+
+Each step is a function of an alembic ``Operations`` object (which speaks both SQLite,
+through batch mode, and PostgreSQL). The applied step count lives in ``meta`` under
+``schema_version``; opening a store applies the steps it lacks, in one transaction, so a data
+directory made by an older release opens in a newer one. A store newer than this release is
+refused rather than guessed at.
+
+To change the schema: edit schema.py, then append a step here that moves an existing store
+from the previous shape to the new one. Never edit a step that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+
+from champion.store import schema
+
+
+def _v1_initial(op: Operations) -> None:
+    """The first release's schema, spelled out so later edits to schema.py cannot change it."""
+    op.create_table(
+        "meta",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "deployments",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(128), nullable=False, unique=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False, server_default=""),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("config", sa.JSON, nullable=False),
+        sa.Column("next_version", sa.Integer, nullable=False, server_default="1"),
+    )
+    op.create_table(
+        "versions",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "deployment_id",
+            sa.Integer,
+            sa.ForeignKey("deployments.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("number", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False, server_default=""),
+        sa.Column("function_name", sa.String(256), nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("python_version", sa.String(32), nullable=False),
+        sa.Column("packages", sa.JSON, nullable=False),
+        sa.Column("manifest", sa.JSON, nullable=False),
+        sa.UniqueConstraint("deployment_id", "number", name="uq_versions_deployment_number"),
+    )
+    op.create_table(
+        "aliases",
+        sa.Column(
+            "deployment_id",
+            sa.Integer,
+            sa.ForeignKey("deployments.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.Column("updated_by", sa.String(128), nullable=False, server_default=""),
+    )
+    op.create_table(
+        "audit",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False, server_default=""),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("deployment", sa.String(128), nullable=False, server_default=""),
+        sa.Column("detail", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_audit_deployment_ts", "audit", ["deployment", "ts"])
+    # The request log as first released, without batch_size (added by step 2).
+    op.create_table(
+        "requests",
+        sa.Column("request_id", sa.String(64), primary_key=True),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("deployment", sa.String(128), nullable=False),
+        sa.Column("version", sa.Integer, nullable=True),
+        sa.Column("target", sa.String(64), nullable=False, server_default=""),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("unit", sa.String(256), nullable=True),
+        sa.Column("experiment", sa.String(64), nullable=True),
+        sa.Column("variant", sa.String(160), nullable=True),
+        sa.Column("input", sa.Text, nullable=True),
+        sa.Column("output", sa.Text, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+    )
+    op.create_index("ix_requests_deployment_ts", "requests", ["deployment", "ts"])
+
+
+def _v2_request_batch_size(op: Operations) -> None:
+    """Record how many rows a request carried, and index the log by time for retention."""
+    with op.batch_alter_table("requests") as batch:
+        batch.add_column(sa.Column("batch_size", sa.Integer, nullable=False, server_default="1"))
+    op.create_index("ix_requests_ts", "requests", ["ts"])
+
+
+STEPS: list[Callable[[Operations], None]] = [
+    _v1_initial,
+    _v2_request_batch_size,
+]
+
+LATEST = len(STEPS)
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table("meta"):
+        return 0
+    row = conn.execute(
+        sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+    ).first()
+    return int(row[0]) if row else 0
+
+
+def migrate(engine: sa.Engine) -> tuple[int, int]:
+    """Bring the store to the latest schema. Returns (version before, version after)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # One migrator at a time when several servers start together.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7314159)"))
+        before = current_version(conn)
+        if before > LATEST:
+            raise SchemaTooNew(
+                f"this store has schema version {before}, but this release of champion "
+                f"knows only up to {LATEST}; upgrade champion to open it"
+            )
+        ops = Operations(MigrationContext.configure(conn))
+        for step in STEPS[before:]:
+            step(ops)
+        if before != LATEST:
+            values = {"key": "schema_version", "value": str(LATEST)}
+            if before == 0:
+                conn.execute(sa.insert(schema.meta).values(**values))
+            else:
+                conn.execute(
+                    sa.update(schema.meta)
+                    .where(schema.meta.c.key == "schema_version")
+                    .values(value=str(LATEST))
+                )
+    return before, LATEST
