@@ -9,6 +9,7 @@
     │   └── DeployError (400)         unpicklable value, unimportable package
     ├── Unauthorized (401)
     ├── NotFound (404)
+    ├── MethodNotAllowed (405)
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -76,6 +77,11 @@ class NotFound(ChampionError):
     type_name = "not_found"
 
 
+class MethodNotAllowed(ChampionError):
+    status_code = 405
+    type_name = "method_not_allowed"
+
+
 class Conflict(ChampionError):
     status_code = 409
     type_name = "conflict"
@@ -119,6 +125,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     DeployError,
     Unauthorized,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -137,9 +144,10 @@ def error_from_response(status: int, body: Any) -> ChampionError:
     if not isinstance(err, dict):
         cls = next((c for c in ALL_ERRORS if c.status_code == status), ChampionError)
         return cls(f"HTTP {status}: {str(body)[:200]}")
-    cls = _BY_TYPE.get(str(err.get("type")))
-    if cls is None or cls.status_code != status:
-        cls = next((c for c in ALL_ERRORS if c.status_code == status), ChampionError)
+    found = _BY_TYPE.get(str(err.get("type")))
+    cls = found if found is not None and found.status_code == status else next(
+        (c for c in ALL_ERRORS if c.status_code == status), ChampionError
+    )
     extra = {k: v for k, v in err.items() if k not in ("type", "message", "request_id")}
     exc = cls(str(err.get("message", "")), request_id=err.get("request_id"), **extra)
     return exc

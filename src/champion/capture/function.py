@@ -275,6 +275,12 @@ def capture(
     if inspect.iscoroutinefunction(fn):
         raise DeployError("cannot deploy an async function yet: deploy a plain def function")
     if needs_pickle:
+        for cell_name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue  # an empty cell
+            _check_picklable(cell_name, value)
         try:
             function_pickle = cloudpickle.dumps(fn, protocol=5)
         except Exception as exc:
@@ -325,6 +331,17 @@ def capture(
         function_pickle=function_pickle,
         warnings=warnings,
     )
+
+
+def _check_picklable(name: str, value: Any) -> None:
+    try:
+        cloudpickle.dumps(value, protocol=5)
+    except Exception as exc:
+        raise DeployError(
+            f"cannot deploy: the value {name!r} ({type(value).__name__}) that the function "
+            f"uses cannot be pickled: {type(exc).__name__}: {exc}",
+            value=name,
+        ) from None
 
 
 def _listing(walker: _Walker, fn_name: str, src: str | None) -> str:

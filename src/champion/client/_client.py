@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,6 @@ import orjson
 
 from champion.capture import capture
 from champion.errors import ChampionError, Unavailable, error_from_response
-from champion.store.artifacts import sha256
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -34,6 +34,10 @@ class DeployedVersion:
 
     def __str__(self) -> str:
         return f"{self.deployment}:{self.version}"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _find_token() -> str | None:
@@ -292,14 +296,17 @@ def get_inference(deployment: str, data: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def deployments() -> list[dict[str, Any]]:
+    """List deployments with their production and latest versions."""
     return _client().deployments()
 
 
 def versions(name: str) -> list[dict[str, Any]]:
+    """List the versions of deployment ``name``."""
     return _client().versions(name)
 
 
 def version(name: str, version: int | str = "latest") -> dict[str, Any]:
+    """Inspect one version (number or alias): source, packages, values, aliases."""
     return _client().version(name, version)
 
 
@@ -314,6 +321,7 @@ def rollback(name: str, version: int | None = None) -> dict[str, Any]:
 
 
 def set_alias(name: str, alias: str, version: int) -> dict[str, Any]:
+    """Point a custom alias of ``name`` at ``version``."""
     return _client().set_alias(name, alias, version)
 
 

@@ -55,7 +55,11 @@ class Store:
                 max_overflow=8,
             )
             sa.event.listen(engine, "connect", _sqlite_pragmas)
-        migrations.migrate(engine)
+        try:
+            migrations.migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         store = cls(engine, ArtifactStore(data_dir / "artifacts"))
         store.ensure_meta("generation", "0")
         store.ensure_meta("secret", secrets.token_hex(32))

@@ -1,0 +1,160 @@
+"""Shared fixtures: a real ``champion serve`` on a loopback port, per store backend.
+
+Set CHAMPION_TEST_BACKENDS=sqlite to skip PostgreSQL (it is on by default and expected at
+127.0.0.1:5432 with trust auth; tests are skipped with a clear reason when it is down).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+PG_ADMIN_URL = os.environ.get("CHAMPION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [b for b in os.environ.get("CHAMPION_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pg_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class PgDatabase:
+    """A throwaway PostgreSQL database."""
+
+    def __init__(self) -> None:
+        import sqlalchemy as sa
+
+        self.name = f"champion_test_{uuid.uuid4().hex[:10]}"
+        self._admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+        self.url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self) -> None:
+        import sqlalchemy as sa
+
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+class Server:
+    """``champion serve`` in its own process, on a free loopback port."""
+
+    def __init__(self, data_dir: Path, *, database_url: str = "", token: str = "test-token",
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.token = token
+        self.extra_args = extra_args or []
+        self.extra_env = env or {}
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self.port = free_port()
+        env = {**os.environ, **self.extra_env}
+        env.pop("CHAMPION_DATABASE_URL", None)
+        if self.database_url:
+            env["CHAMPION_DATABASE_URL"] = self.database_url
+        if self.token:
+            env["CHAMPION_TOKEN"] = self.token
+        else:
+            env.pop("CHAMPION_TOKEN", None)
+        args = [sys.executable, "-m", "champion.cli", "serve", "--port", str(self.port),
+                "--data-dir", str(self.data_dir), *self.extra_args]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become ready: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, **kwargs: Any) -> Any:
+        from champion.client import Client
+
+        return Client(self.url, self.token, **kwargs)
+
+    def http(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+
+    def admin(self) -> httpx.Client:
+        return self.http(headers={"authorization": f"Bearer {self.token}"})
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "postgres" and not pg_available():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    yield request.param
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real server per backend for the whole session."""
+    db = PgDatabase() if backend == "postgres" else None
+    srv = Server(
+        tmp_path_factory.mktemp(f"data-{backend}"),
+        database_url=db.url if db else "",
+        extra_args=["--max-body-bytes", str(1024 * 1024), "--timeout", "20"],
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+    if db is not None:
+        db.drop()
+
+
+@pytest.fixture()
+def client(server: Server) -> Iterator[Any]:
+    c = server.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def unique_name() -> str:
+    return "t" + uuid.uuid4().hex[:10]
