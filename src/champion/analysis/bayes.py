@@ -1,7 +1,7 @@
 """Bayesian "chance to beat control" (spec §2.7, GrowthBook ``EffectBayesianABTest``).
 
-Effect-level Gaussian model: ``L̂ ~ N(L, σ̂²)`` with an improper (default) or proper normal
-prior ``N(μ0, σ0²)`` on the lift, conjugate update, then ``CTW = P(L > 0)``, an equal-tailed
+Effect-level Gaussian model: ``L_hat ~ N(L, SE²)`` with an improper (default) or proper normal
+prior ``N(μ0, sigma0²)`` on the lift, conjugate update, then ``CTW = P(L > 0)``, an equal-tailed
 credible interval and the expected losses (risk) of shipping control or treatment.
 A Beta-Binomial cross-check (``P(p_T > p_C)``, exact for integer posteriors) is provided too;
 the UI default is the Gaussian model.
@@ -59,16 +59,16 @@ class BayesResult:
 
 
 def absolute_prior(prior: GaussianPrior, control_mean: float) -> GaussianPrior:
-    """Rescale a relative prior to the absolute scale: ``μ0·|m_C|``, ``σ0·|m_C|``."""
+    """Rescale a relative prior to the absolute scale: ``μ0·|m_C|``, ``sigma0·|m_C|``."""
     scale = abs(control_mean)
     return GaussianPrior(prior.mean * scale, prior.sd * scale)
 
 
 def expected_loss(mean: float, sd: float) -> tuple[float, float]:
-    """``(risk_control, risk_treatment) = (E[max(L, 0)], E[max(−L, 0)])`` for ``L ~ N(mean, sd²)``.
+    """``(risk_control, risk_treatment) = (E[max(L, 0)], E[max(-L, 0)])`` for ``L ~ N(mean, sd²)``.
 
-    Equal to ``P(L>0)·E[L | L>0]`` and ``−P(L<0)·E[L | L<0]`` (truncated-normal means);
-    beyond ``|mean/sd| > 37`` the analytic limit ``[max(μ, 0), max(−μ, 0)]`` is used.
+    Equal to ``P(L>0)·E[L | L>0]`` and ``-P(L<0)·E[L | L<0]`` (truncated-normal means);
+    beyond ``|mean/sd| > 37`` the analytic limit ``[max(μ, 0), max(-μ, 0)]`` is used.
     """
     if sd <= 0 or abs(mean / sd) > _RISK_Z_LIMIT:
         return (max(mean, 0.0), max(-mean, 0.0))
@@ -90,7 +90,7 @@ def gaussian_chance_to_win(
     """Posterior of the effect given ``estimate ± se`` (spec §2.7).
 
     ``prior=None`` is GrowthBook's improper prior (posterior = likelihood). For an inverse
-    metric (lower is better) the chance to win is ``1 − P(L > 0)`` and the risks swap.
+    metric (lower is better) the chance to win is ``1 - P(L > 0)`` and the risks swap.
     """
     if not se > 0 or not math.isfinite(se):
         return BayesResult.neutral(ErrorCode.ZERO_NEGATIVE_VARIANCE)
@@ -144,7 +144,7 @@ def beta_binomial_chance_to_win(
 ) -> float:
     """``P(p_T > p_C)`` for independent Beta posteriors (cross-check of spec §2.7).
 
-    Exact finite sum (Evan Miller) when the treatment posterior ``α`` is an integer, otherwise
+    Exact finite sum (Evan Miller) when the treatment posterior ``alpha`` is an integer, otherwise
     numerical quadrature.
     """
     a_c = prior_alpha + conversions_control

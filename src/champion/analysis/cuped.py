@@ -1,7 +1,7 @@
 """CUPED / regression adjustment with a pooled θ (spec §2.5, following gbstats).
 
 ``θ = Cov(Y, X)/Var(X)`` on the pooled sample of both arms; per arm
-``mean_adj = m_Y − θ (m_X − X̄_pooled)`` and ``var_adj = s²_Y + θ² s²_X − 2θ s_XY``; the
+``mean_adj = m_Y - θ (m_X - X̄_pooled)`` and ``var_adj = s²_Y + θ² s²_X - 2θ s_XY``; the
 adjusted moments go through Welch (§2.1). The relative lift divides by the *unadjusted*
 control mean and uses gbstats ``frequentist_variance_relative_cuped``.
 """
@@ -26,7 +26,7 @@ class CupedResult:
 
     @property
     def variance_reduction(self) -> float:
-        """``1 − SE²_adj/SE²_raw`` of the absolute effect (≈ ρ² for large samples)."""
+        """``1 - SE²_adj/SE²_raw`` of the absolute effect (≈ rho² for large samples)."""
         raw, adj = self.unadjusted.absolute.se, self.comparison.absolute.se
         if raw <= 0 or self.comparison.error is not None:
             return 0.0
@@ -52,12 +52,12 @@ def pooled_correlation(control: CupedStats, treatment: CupedStats) -> float:
 
 
 def adjusted_variance(s: CupedStats, theta: float) -> float:
-    """Per-unit variance of ``Y − θX`` in one arm: ``s²_Y + θ² s²_X − 2θ s_XY``."""
+    """Per-unit variance of ``Y - θX`` in one arm: ``s²_Y + θ² s²_X - 2θ s_XY``."""
     return s.post.variance + theta * theta * s.pre.variance - 2.0 * theta * s.covariance
 
 
 def adjusted_moments(s: CupedStats, theta: float, pooled_pre_mean: float = 0.0) -> Moments:
-    """Adjusted mean ``m_Y − θ(m_X − X̄)`` and variance for one arm."""
+    """Adjusted mean ``m_Y - θ(m_X - X̄)`` and variance for one arm."""
     mean = s.post.mean - theta * (s.pre.mean - pooled_pre_mean)
     return Moments(mean, max(adjusted_variance(s, theta), 0.0), s.n)
 

@@ -2,7 +2,7 @@
 
 PSI bins are the deciles of the baseline (the primary's outputs on the same mirrored requests),
 outer edges at ±∞; zero bin proportions are replaced by ``ε = 1e-4`` without renormalising.
-Reading: < 0.1 no material shift, 0.1–0.25 moderate, > 0.25 major (credit-scoring convention).
+Reading: < 0.1 no material shift, 0.1-0.25 moderate, > 0.25 major (credit-scoring convention).
 KS alerts on effect size (``D ≥ 0.1``) *and* ``p < 0.01``, never on p alone.
 """
 
@@ -44,7 +44,7 @@ class PSIResult:
 
 
 def psi_level(value: float) -> Literal["none", "moderate", "major", "no_data"]:
-    """Conventional reading: < 0.1 none, 0.1–0.25 moderate, > 0.25 major."""
+    """Conventional reading: < 0.1 none, 0.1-0.25 moderate, > 0.25 major."""
     if math.isnan(value):
         return "no_data"
     if value < PSI_MODERATE:
@@ -53,9 +53,9 @@ def psi_level(value: float) -> Literal["none", "moderate", "major", "no_data"]:
 
 
 def psi_from_proportions(
-    expected: Sequence[float], actual: Sequence[float], *, eps: float = PSI_EPS
+    expected: npt.ArrayLike, actual: npt.ArrayLike, *, eps: float = PSI_EPS
 ) -> float:
-    """``Σ (a − e) ln(a/e)`` with zero proportions replaced by ``eps`` (not renormalised)."""
+    """``Σ (a - e) ln(a/e)`` with zero proportions replaced by ``eps`` (not renormalised)."""
     e, a = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
     e = np.where(e == 0, eps, e)
     a = np.where(a == 0, eps, a)
@@ -82,8 +82,8 @@ def _no_data(edges: tuple[float, ...] = ()) -> PSIResult:
     return PSIResult(math.nan, "no_data", (), (), edges, (), math.nan, ErrorCode.NO_DATA)
 
 
-def baseline_edges(baseline: Sequence[float], bins: int = PSI_BINS) -> tuple[float, ...]:
-    """Unique baseline quantile edges with the outer ones at ±∞ (constant → [−∞, v, ∞])."""
+def baseline_edges(baseline: npt.ArrayLike, bins: int = PSI_BINS) -> tuple[float, ...]:
+    """Unique baseline quantile edges with the outer ones at ±∞ (constant → [-∞, v, ∞])."""
     x = np.asarray(baseline, dtype=float)
     x = x[~np.isnan(x)]
     edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
@@ -94,8 +94,8 @@ def baseline_edges(baseline: Sequence[float], bins: int = PSI_BINS) -> tuple[flo
 
 
 def psi(
-    baseline: Sequence[float],
-    candidate: Sequence[float],
+    baseline: npt.ArrayLike,
+    candidate: npt.ArrayLike,
     *,
     bins: int = PSI_BINS,
     eps: float = PSI_EPS,
@@ -135,7 +135,7 @@ def psi_categorical(
 
 @dataclass(frozen=True)
 class KSResult:
-    """Two-sample Kolmogorov–Smirnov drift test; alerts on effect size, never on p alone."""
+    """Two-sample Kolmogorov-Smirnov drift test; alerts on effect size, never on p alone."""
 
     statistic: float
     p_value: float
@@ -144,8 +144,8 @@ class KSResult:
 
 
 def ks_drift(
-    baseline: Sequence[float],
-    candidate: Sequence[float],
+    baseline: npt.ArrayLike,
+    candidate: npt.ArrayLike,
     *,
     d_threshold: float = KS_D_THRESHOLD,
     p_threshold: float = KS_P_THRESHOLD,

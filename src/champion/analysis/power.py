@@ -1,9 +1,9 @@
 """Power, minimum detectable effect and minimum sample size (spec §2.8).
 
-Means: ``n_C = (z_{1−α/2} + z_{1−β})² σ² (1 + 1/r) / δ²`` with ``r = n_T/n_C``; CUPED
-multiplies ``σ²`` by ``1 − ρ²``. Proportions: pooled-null form (default) or the simple form.
-Two-sided power ``π = 1 − Φ(z_{1−α/2} − Δ/σ_Δ) + Φ(z_{α/2} − Δ/σ_Δ)``. Sequential testing
-inflates n by ``(CS half-width / fixed half-width)²`` at the planned n.
+Means: ``n_C = (z_{1-alpha/2} + z_{1-beta})² sigma² (1 + 1/r) / δ²`` with ``r = n_T/n_C``;
+CUPED multiplies ``sigma²`` by ``1 - rho²``. Proportions: pooled-null form (default) or the
+simple form. Two-sided power ``1 - Φ(z_{1-alpha/2} - Δ/SE) + Φ(z_{alpha/2} - Δ/SE)``.
+Sequential testing inflates n by ``(CS half-width / fixed half-width)²`` at the planned n.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def power_two_sided(effect: float, se: float, *, alpha: float = 0.05) -> float:
 
 
 def minimum_detectable_effect(se: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Approximate MDE ``σ_Δ (z_{1−α/2} − z_{1−π})``."""
+    """Approximate MDE ``SE·(z_{1-alpha/2} - z_{1-power})``."""
     _check(alpha, power)
     return se * (_z(1 - alpha / 2) - _z(1 - power))
 
@@ -109,7 +109,8 @@ def sequential_inflation(
 ) -> float:
     """Sample-size inflation ``(CS half-width / fixed half-width)²`` at ``n`` total units.
 
-    ``n_star`` defaults to ``n`` (tuning the sequence for the planned horizon); ≈ 2.4 at α = 0.05.
+    ``n_star`` defaults to ``n`` (the sequence tuned for the planned horizon): ≈ 2.4 at
+    alpha = 0.05.
     """
     tune = n if n_star is None else n_star
     se = 1.0 / math.sqrt(n)

@@ -1,7 +1,7 @@
 """Ratio metrics (e.g. clicks per session with the user as unit) via the delta method (spec §2.3).
 
 Per arm ``R = mean(M)/mean(D)`` and
-``Var(R) = [s²_M/m_D² + s²_D m_M²/m_D⁴ − 2 s_MD m_M/m_D³] / n``; ``n·Var(R)`` is then used as
+``Var(R) = [s²_M/m_D² + s²_D m_M²/m_D⁴ - 2 s_MD m_M/m_D³] / n``; ``n·Var(R)`` is then used as
 the per-unit variance in the Welch machinery of §2.1, which also yields the relative lift and
 its delta-method CI.
 """

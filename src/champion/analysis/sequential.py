@@ -3,12 +3,13 @@
 GrowthBook's asymptotic confidence sequence (Waudby-Smith et al. 2103.06476, eqs. 9/155/161)
 with tuning parameter ``N*`` (expected total sample size at decision, default 5000):
 
-* ``ρ = sqrt((−2 ln α + ln(−2 ln α + 1)) / N*)``
-* half-width ``= sqrt(s²)·sqrt(2(nρ²+1)/(n²ρ²)·ln(sqrt(nρ²+1)/α))`` with ``s² = σ̂²·n``
-* p-value ``= min(1, 1/E)``, ``E = exp(ρ² st²/(2(nρ²+1)))/sqrt(nρ²+1)``, ``st² = (est−θ0)²n/σ̂²``
+* ``rho = sqrt((-2 ln alpha + ln(-2 ln alpha + 1)) / N*)``
+* half-width ``= sqrt(s²)·sqrt(2(nrho²+1)/(n²rho²)·ln(sqrt(nrho²+1)/alpha))``, ``s² = SE²·n``
+* p-value ``= min(1, 1/E)``, ``E = exp(rho² st²/(2(nrho²+1)))/sqrt(nrho²+1)`` with
+  ``st² = (est-θ0)²·n/SE²``
 
-The p-value is the normal-mixture mSPRT of Johari et al. (2017) with ``τ² = ρ² s²``; the
-interval equals Eppo's published bound with ``ρ_E = 1/ρ²``. ``p < α`` exactly when the
+The p-value is the normal-mixture mSPRT of Johari et al. (2017) with ``τ² = rho² s²``; the
+interval equals Eppo's published bound with ``rho_E = 1/rho²``. ``p < alpha`` exactly when the
 sequence excludes ``θ0``. :class:`SequentialMonitor` keeps the running minimum of p, the
 strict always-valid p-value when results are recomputed over time. Keep ``N*`` fixed for
 the life of an experiment.
@@ -28,7 +29,7 @@ DEFAULT_ALPHA = 0.05
 
 
 def sequential_rho(alpha: float = DEFAULT_ALPHA, n_star: float = DEFAULT_N_STAR) -> float:
-    """Mixing parameter ``ρ`` for tuning size ``N*`` (Waudby-Smith eq. 161)."""
+    """Mixing parameter ``rho`` for tuning size ``N*`` (Waudby-Smith eq. 161)."""
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
     if n_star <= 0:
@@ -53,7 +54,7 @@ def cs_half_width(
 def cs_half_width_one_sided(
     se: float, n: float, alpha: float = DEFAULT_ALPHA, n_star: float = DEFAULT_N_STAR
 ) -> float:
-    """One-sided confidence-sequence half-width; ``ρ`` is computed at ``2α`` (spec §2.6)."""
+    """One-sided confidence-sequence half-width; ``rho`` is computed at ``2alpha`` (spec §2.6)."""
     if not 0 < alpha < 0.5:
         raise ValueError("ALPHA_GREATER_THAN_0.5_FOR_SEQUENTIAL_ONE_SIDED_TEST")
     rho2 = sequential_rho(2.0 * alpha, n_star) ** 2
@@ -78,22 +79,31 @@ def sequential_p_value(
     return 1.0 if log_e <= 0 else math.exp(-log_e)
 
 
-def msprt_likelihood_ratio(estimate: float, variance: float, tau2: float, null: float = 0.0) -> float:
-    """Normal-mixture mSPRT statistic ``Λ`` of Johari et al. (2017); ``p = min(1, 1/Λ)``."""
+def msprt_likelihood_ratio(
+    estimate: float, variance: float, tau2: float, null: float = 0.0
+) -> float:
+    """Normal-mixture mSPRT statistic ``Λ`` of Johari et al. (2017); ``p = min(1, 1/Λ)``.
+
+    ``variance`` is ``SE²`` of the estimate and ``tau2`` the mixing variance (``rho²·s²``).
+    """
     v = variance
-    log_lam = 0.5 * math.log(v / (v + tau2)) + tau2 * (estimate - null) ** 2 / (2.0 * v * (v + tau2))
-    return math.exp(log_lam)
+    shift = (estimate - null) ** 2
+    return math.exp(0.5 * math.log(v / (v + tau2)) + tau2 * shift / (2.0 * v * (v + tau2)))
 
 
 def eppo_rho(n_tune: float, alpha: float = DEFAULT_ALPHA) -> float:
-    """Eppo's ``ρ_E = N_tune/(ln ln(e/α²) − 2 ln α)``; equals ``1/ρ²`` of GrowthBook."""
+    """Eppo's ``rho_E = N_tune/(ln ln(e/alpha²) - 2 ln alpha)``; equals ``1/rho²`` of GrowthBook."""
     return n_tune / (math.log(math.log(math.e / alpha**2)) - 2.0 * math.log(alpha))
 
 
 def eppo_half_width(
     se: float, n: float, alpha: float = DEFAULT_ALPHA, n_tune: float = EPPO_N_STAR
 ) -> float:
-    """Eppo's bound ``se·sqrt((t+ρ_E) ln((t+ρ_E)/(ρ_E α²)))/sqrt(t)`` (Howard et al. eq. 14)."""
+    """Eppo's bound ``se·sqrt((t+rho_E)·ln((t+rho_E)/(rho_E·alpha²)))/sqrt(t)``.
+
+    Howard et al. (2021) eq. 14 with ``t = n``; identical to :func:`cs_half_width` when
+    ``n_tune`` equals ``N*``.
+    """
     r = eppo_rho(n_tune, alpha)
     return se * math.sqrt((n + r) * math.log((n + r) / (r * alpha * alpha))) / math.sqrt(n)
 
@@ -119,12 +129,12 @@ class SequentialResult:
 
     @property
     def ci(self) -> tuple[float, float]:
-        """The (1 − α) confidence sequence at this look."""
+        """The (1 - alpha) confidence sequence at this look."""
         return (self.ci_low, self.ci_high)
 
     @property
     def significant(self) -> bool:
-        """True when valid and ``p < α`` (equivalently the sequence excludes the null)."""
+        """True when valid and ``p < alpha`` (equivalently the sequence excludes the null)."""
         return self.error is None and self.p_value < self.alpha
 
 
@@ -199,7 +209,7 @@ class SequentialMonitor:
     """Running-minimum always-valid p-value across repeated looks (spec §2.6).
 
     Feed each look's :class:`SequentialResult`; the returned result carries
-    ``p_t = min(p_{t−1}, p_t)``. Pure state: no clock, no I/O.
+    ``p_t = min(p_{t-1}, p_t)``. Pure state: no clock, no I/O.
     """
 
     alpha: float = DEFAULT_ALPHA
@@ -228,5 +238,5 @@ class SequentialMonitor:
 
     @property
     def rejected(self) -> bool:
-        """True once any look had an always-valid p below α."""
+        """True once any look had an always-valid p below alpha."""
         return self.min_p_value < self.alpha

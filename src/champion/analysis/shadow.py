@@ -24,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from champion.analysis.errors import ErrorCode
 from champion.analysis.proportions import wilson_interval
 
 FloatArray = npt.NDArray[np.float64]
@@ -99,7 +98,7 @@ class ConfusionMatrix:
 
 
 def confusion_matrix(primary: Sequence[Hashable], shadow: Sequence[Hashable]) -> ConfusionMatrix:
-    """Primary × shadow confusion matrix over the union of labels (missing as a category)."""
+    """Primary x shadow confusion matrix over the union of labels (missing as a category)."""
     if len(primary) != len(shadow):
         raise ValueError("primary and shadow must be paired (same length)")
     p = [canonical_label(x) for x in primary]
@@ -113,7 +112,7 @@ def confusion_matrix(primary: Sequence[Hashable], shadow: Sequence[Hashable]) ->
 
 
 def cohens_kappa(cm: ConfusionMatrix) -> float:
-    """``κ = (p_o − p_e)/(1 − p_e)``; if ``p_e = 1``, κ = 1 when ``p_o = 1`` else 0."""
+    """``κ = (p_o - p_e)/(1 - p_e)``; if ``p_e = 1``, κ = 1 when ``p_o = 1`` else 0."""
     m = np.asarray(cm.counts, dtype=float)
     n = m.sum()
     if n == 0:
@@ -173,9 +172,9 @@ class PairedAccuracyResult:
 
 
 def paired_accuracy(
-    primary_correct: Sequence[bool], shadow_correct: Sequence[bool], *, alpha: float = 0.05
+    primary_correct: npt.ArrayLike, shadow_correct: npt.ArrayLike, *, alpha: float = 0.05
 ) -> PairedAccuracyResult:
-    """McNemar exact test and accuracy difference ``(c − b)/n`` with a paired Wald CI (§6.2).
+    """McNemar exact test and accuracy difference ``(c - b)/n`` with a paired Wald CI (§6.2).
 
     ``b`` = primary right & shadow wrong, ``c`` = primary wrong & shadow right.
     """
@@ -207,18 +206,18 @@ def _quantiles(x: FloatArray, qs: Sequence[float], names: Sequence[str]) -> dict
     return {name: float(v) for name, v in zip(names, vals, strict=True)}
 
 
-def symmetric_relative_diff(primary: Sequence[float], shadow: Sequence[float]) -> FloatArray:
-    """``2|s − p|/(|p| + |s|)`` in [0, 2]; 0 when both are 0."""
+def symmetric_relative_diff(primary: npt.ArrayLike, shadow: npt.ArrayLike) -> FloatArray:
+    """``2|s - p|/(|p| + |s|)`` in [0, 2]; 0 when both are 0."""
     p, s = np.asarray(primary, dtype=float), np.asarray(shadow, dtype=float)
     den = np.abs(p) + np.abs(s)
-    out = np.zeros_like(den)
+    out: FloatArray = np.zeros_like(den)
     np.divide(2.0 * np.abs(s - p), den, out=out, where=den > 0)
     return out
 
 
 @dataclass(frozen=True)
 class RegressionDiffResult:
-    """Paired numeric output differences ``d = shadow − primary``."""
+    """Paired numeric output differences ``d = shadow - primary``."""
 
     n: int
     bias: float
@@ -231,8 +230,8 @@ class RegressionDiffResult:
 
 
 def regression_diff(
-    primary: Sequence[float],
-    shadow: Sequence[float],
+    primary: npt.ArrayLike,
+    shadow: npt.ArrayLike,
     *,
     rtol: float = 0.01,
     atol: float | None = None,
@@ -241,7 +240,7 @@ def regression_diff(
 ) -> RegressionDiffResult:
     """Bias with paired-t CI, |d| / srd / floored-relative quantiles and tolerance agreement (§6.3).
 
-    ``atol`` defaults to ``1e-6 × scale`` with scale = mean ``|primary|`` (1 when that is 0).
+    ``atol`` defaults to ``1e-6 x scale`` with scale = mean ``|primary|`` (1 when that is 0).
     Tolerance agreement is ``mean(|d| ≤ max(atol, rtol·|p|))``.
     """
     p, s = np.asarray(primary, dtype=float), np.asarray(shadow, dtype=float)
@@ -291,7 +290,7 @@ class LatencyComparison:
     p99_ratio_ci_high: float
 
 
-def latency_quantiles(values: Sequence[float]) -> dict[str, float]:
+def latency_quantiles(values: npt.ArrayLike) -> dict[str, float]:
     """p50 / p95 / p99 with numpy 'linear' quantiles."""
     return _quantiles(np.asarray(values, dtype=float), (0.5, 0.95, 0.99), ("p50", "p95", "p99"))
 
@@ -319,15 +318,15 @@ def _bootstrap_p99_ratio(
 
 
 def latency_comparison(
-    primary_ms: Sequence[float],
-    shadow_ms: Sequence[float],
+    primary_ms: npt.ArrayLike,
+    shadow_ms: npt.ArrayLike,
     *,
     min_n_p99: int = MIN_N_P99,
     resamples: int = BOOTSTRAP_RESAMPLES,
     alpha: float = 0.05,
     rng: np.random.Generator | None = None,
 ) -> LatencyComparison:
-    """Per-arm quantiles, paired ``δ = shadow − primary`` and Wilcoxon signed-rank (§6.4).
+    """Per-arm quantiles, paired ``δ = shadow - primary`` and Wilcoxon signed-rank (§6.4).
 
     The p99 ratio (shadow/primary) and its paired bootstrap CI are computed only when
     ``n ≥ min_n_p99``; ``rng`` defaults to ``numpy.random.default_rng(0)``.

@@ -1,7 +1,7 @@
 """Sample-ratio mismatch: Pearson χ² goodness of fit against configured weights (spec §2.4).
 
 Flag SRM when ``p < 0.001`` (GrowthBook / Eppo). Unlike gbstats, zero-weight arms are dropped
-(``df = #arms with w > 0 − 1``) and any unit in a zero-weight arm is a hard SRM (``p = 0``).
+(``df = #arms with w > 0 - 1``) and any unit in a zero-weight arm is a hard SRM (``p = 0``).
 The χ² result is always reported, but SRM is only *flagged* once every positive-weight arm
 has at least ``min_count`` units (8 by default, 5 for bandits). Run it per analysis phase.
 """

@@ -1,6 +1,6 @@
 """Welch's t-test on sufficient statistics, absolute and relative (spec §2.1).
 
-The relative lift uses the delta method with the same Welch–Satterthwaite degrees of freedom
+The relative lift uses the delta method with the same Welch-Satterthwaite degrees of freedom
 as the absolute effect (gbstats ``TwoSidedTTest``). Degenerate inputs return neutral effects
 with an :class:`~champion.analysis.errors.ErrorCode` (spec §0.3); nothing here raises on data.
 """
@@ -66,7 +66,7 @@ class Comparison:
 
 
 def welch_df(var_mean_c: float, n_c: int, var_mean_t: float, n_t: int) -> float:
-    """Welch–Satterthwaite degrees of freedom from the variances of the two means."""
+    """Welch-Satterthwaite degrees of freedom from the variances of the two means."""
     se2 = var_mean_c + var_mean_t
     den = var_mean_c**2 / (n_c - 1) + var_mean_t**2 / (n_t - 1)
     return se2 * se2 / den if den > 0 else math.inf
