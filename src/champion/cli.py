@@ -112,6 +112,15 @@ def run_server(config: Config) -> None:
     import uvicorn
 
     from champion.server.app import create_app
+    from champion.store import Store
+    from champion.store.migrations import SchemaTooNew
+
+    try:  # open (and migrate) the store first, so a problem is one clear line
+        Store.open(config.data_path, config.database_url).close()
+    except SchemaTooNew as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        _fail(f"cannot open the store: {type(exc).__name__}: {str(exc).splitlines()[0]}")
 
     store = config.database_url.split("@")[-1] if config.database_url else str(
         config.data_path / "champion.db")
@@ -300,15 +309,27 @@ def delete(name: str, yes: bool, url: str, token: str | None) -> None:
 @click.option("--timeout", type=float, default=None, help="Call timeout in seconds.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Seconds before idle workers are stopped.")
+@click.option("--log-sample-rate", type=float, default=None,
+              help="Share (0..1) of requests whose input and output are stored in the log.")
+@click.option("--log-payload-bytes", type=int, default=None,
+              help="Largest input or output stored in the log for NAME (0: none).")
+@click.option("--log-redact", multiple=True,
+              help="A field whose value is replaced by [redacted] in the log (repeatable).")
 @client_options
 @handle_errors
 def configure(name: str, workers: int | None, timeout: float | None,
-              idle_timeout: float | None, url: str, token: str | None) -> None:
-    """Change NAME's runtime settings (workers, timeout, idle timeout)."""
-    settings = {k: v for k, v in (("workers", workers), ("timeout", timeout),
-                                  ("idle_timeout", idle_timeout)) if v is not None}
+              idle_timeout: float | None, log_sample_rate: float | None,
+              log_payload_bytes: int | None, log_redact: tuple[str, ...], url: str,
+              token: str | None) -> None:
+    """Change NAME's runtime and request-log settings."""
+    settings: dict[str, Any] = {
+        k: v for k, v in (("workers", workers), ("timeout", timeout),
+                          ("idle_timeout", idle_timeout), ("log_sample_rate", log_sample_rate),
+                          ("log_payload_bytes", log_payload_bytes)) if v is not None}
+    if log_redact:
+        settings["log_redact"] = list(log_redact)
     if not settings:
-        _fail("give at least one of --workers, --timeout, --idle-timeout")
+        _fail("give at least one setting to change (see --help)")
     config = _client(url, token).configure(name, **settings)
     console.print(f"{name}: {json.dumps(config)}")
 
@@ -354,26 +375,56 @@ def predict(name: str, data: str, version: str | None, unit: str | None, full: b
 @main.command()
 @click.argument("name")
 @click.option("--limit", "-n", type=int, default=20, show_default=True,
-              help="How many of the newest requests.")
+              help="How many of the newest requests (ignored with -o).")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new requests.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--since", default=None, help="From this time: Unix seconds, ISO 8601 or an age "
+              "such as 1h or 7d.")
+@click.option("--until", default=None, help="Up to this time (same forms as --since).")
+@click.option("--version", "-v", "version", type=int, default=None, help="Only this version.")
+@click.option("--status", type=int, default=None,
+              help="Only this status (e.g. 500), or a class (5 for 5xx).")
+@click.option("--unit", default=None, help="Only this unit.")
+@click.option("--experiment", default=None, help="Only this experiment.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv", "parquet"]),
+              default=None, help="Output format; csv and parquet need -o.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Export every matching request (with its feedback) to this file.")
 @client_options
 @handle_errors
-def logs(name: str, limit: int, follow: bool, as_json: bool, url: str,
+def logs(name: str, limit: int, follow: bool, since: str | None, until: str | None,
+         version: int | None, status: int | None, unit: str | None, experiment: str | None,
+         fmt: str | None, as_json: bool, output: str | None, url: str,
          token: str | None) -> None:
-    """Show the request log of NAME (newest last)."""
+    """Show or export the request log of NAME (newest last)."""
     client = _client(url, token)
-    rows = list(reversed(client.logs(name, limit=limit)))
+    fmt = fmt or ("jsonl" if as_json else None)
+    filters = {"since": since, "until": until, "version": version, "status": status,
+               "unit": unit, "experiment": experiment}
+    if output:
+        if follow:
+            _fail("--follow cannot be combined with -o")
+        fmt = fmt or {".csv": "csv", ".parquet": "parquet"}.get(Path(output).suffix, "jsonl")
+        if fmt == "table":
+            _fail("export with -o as jsonl, csv or parquet")
+        size = client.export_logs(name, output, format=fmt, **filters)
+        err_console.print(f"wrote {size:,} bytes to {output} ({fmt})", highlight=False)
+        return
+    if fmt in ("csv", "parquet"):
+        _fail(f"--format {fmt} writes a file: add -o FILE")
+    rows = list(reversed(client.logs(name, limit=limit, feedback=True, **filters)))
 
     def show(batch: list[dict[str, Any]]) -> None:
         for r in batch:
-            if as_json:
+            if fmt == "jsonl":
                 click.echo(json.dumps(r))
                 continue
             what = r["error"] or (r["output"] or "")
+            fb = " ".join(f"{k}={v}" for k, v in (r.get("feedback") or {}).items())
             console.print(
                 f"{_when(r['ts'])} {r['request_id']} {r['variant'] or '-'} {r['status']} "
-                f"{r['latency_ms']:.1f}ms {(r['input'] or '')[:60]} -> {what[:80]}",
+                f"{r['latency_ms']:.1f}ms {(r['input'] or '')[:60]} -> {what[:80]}"
+                + (f"  [{fb}]" if fb else ""),
                 highlight=False, markup=False,
             )
 
@@ -381,12 +432,311 @@ def logs(name: str, limit: int, follow: bool, as_json: bool, url: str,
     if not follow:
         return
     cursor = f"{rows[-1]['ts']!r},{rows[-1]['request_id']}" if rows else f"{time.time()!r},"
+    filters.pop("since")
     while True:
         time.sleep(1.0)
-        batch = client.logs(name, limit=1000, after=cursor)
+        batch = client.logs(name, limit=1000, after=cursor, **filters)
         if batch:
             show(batch)
             cursor = f"{batch[-1]['ts']!r},{batch[-1]['request_id']}"
+
+
+@main.command()
+@click.argument("name")
+@click.option("--request-id", "-r", default=None, help="The request the outcome belongs to.")
+@click.option("--unit", "-u", default=None, help="Or the unit (user, session) it belongs to.")
+@click.option("--reward", type=float, default=None, help="A reward, e.g. 1 for a conversion.")
+@click.option("--metric", "-m", default=None, help="A named metric (with --value).")
+@click.option("--value", type=float, default=None, help="The metric's value.")
+@click.option("--label", default=None, help="The ground-truth label, as JSON (e.g. 1, \"cat\").")
+@click.option("--event-id", default=None, help="Makes unit feedback idempotent.")
+@click.option("--file", "-f", "path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="A JSONL file (or JSON list) of feedback items.")
+@click.option("--atomic", is_flag=True, help="With --file: store none if any item is invalid.")
+@client_options
+@handle_errors
+def feedback(name: str, request_id: str | None, unit: str | None, reward: float | None,
+             metric: str | None, value: float | None, label: str | None,
+             event_id: str | None, path: str | None, atomic: bool, url: str,
+             token: str | None) -> None:
+    """Report outcomes for NAME's requests: a reward, a metric value or a label."""
+    client = _client(url, token)
+    if path:
+        text = Path(path).read_text()
+        try:
+            items = (json.loads(text) if text.lstrip().startswith("[")
+                     else [json.loads(line) for line in text.splitlines() if line.strip()])
+        except json.JSONDecodeError as exc:
+            _fail(f"{path} is not JSON or JSONL: {exc}")
+        total = {"accepted": 0, "duplicates": 0, "rejected": 0}
+        for i in range(0, len(items), 10_000):
+            r = client.feedback(name, items=items[i:i + 10_000], atomic=atomic)
+            for key in total:
+                total[key] += r.get(key, 0)
+            for e in r.get("errors", [])[:10]:
+                err_console.print(f"item {e['index'] + i}: {e['message']}", highlight=False)
+        console.print(f"accepted {total['accepted']}, duplicates {total['duplicates']}, "
+                      f"rejected {total['rejected']}")
+        return
+    kwargs: dict[str, Any] = {"unit": unit, "reward": reward, "event_id": event_id}
+    if metric is not None:
+        kwargs.update(metric=metric, value=value)
+    if label is not None:
+        try:
+            kwargs["label"] = json.loads(label)
+        except json.JSONDecodeError:
+            kwargs["label"] = label
+    r = client.feedback(name, request_id, **kwargs)
+    console.print("stored" if r["accepted"] else "already stored (duplicate)")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--since", default="1h", show_default=True,
+              help="From this time: an age (1h, 7d), Unix seconds or ISO 8601.")
+@click.option("--until", default=None, help="Up to this time [default: now].")
+@click.option("--bucket", default=None, help="Bucket width, e.g. 5m or 1h [default: range/60].")
+@click.option("--buckets", "per_bucket", is_flag=True, help="Show every bucket, not just totals.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+@client_options
+@handle_errors
+def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bucket: bool,
+            as_json: bool, url: str, token: str | None) -> None:
+    """Requests, errors, latency and feedback of NAME per version."""
+    data = _client(url, token).metrics(name, since=since, until=until, bucket=bucket)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+
+    def fmt(v: Any, spec: str = ".1f") -> str:
+        return "-" if v is None else format(v, spec)
+
+    table = Table("version", "bucket", "requests", "error rate", "p50 ms", "p90 ms", "p99 ms",
+                  "feedback", "accuracy")
+    for series in data["versions"]:
+        cells = [("total", series["totals"])]
+        if per_bucket:
+            cells += [(_when(b["start"]), b) for b in series["buckets"]]
+        for label, cell in cells:
+            fb = ", ".join(f"{k}: {v['mean']:.3g} (n={v['count']})"
+                           for k, v in cell["feedback"].items())
+            acc = cell["accuracy"]
+            table.add_row(str(series["version"] or "-"), label, str(cell["requests"]),
+                          fmt(cell["error_rate"], ".2%"), fmt(cell["latency_ms"]["p50"]),
+                          fmt(cell["latency_ms"]["p90"]), fmt(cell["latency_ms"]["p99"]),
+                          fb, f"{acc['accuracy']:.1%} (n={acc['labels']})" if acc else "-")
+    console.print(table)
+    for metric, v in data.get("unit_feedback", {}).items():
+        console.print(f"by unit: {metric}: mean {v['mean']:.4g} (n={v['count']})")
+
+
+# ---------------------------------------------------------------------- experiments
+
+
+@main.group()
+def experiment() -> None:
+    """Create, run and read experiments (A/B and shadow) on an endpoint."""
+
+
+def _variant_pairs(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, version = item.partition("=")
+        if not sep or not name or not version:
+            _fail(f"--variant takes NAME=DEPLOYMENT:VERSION, got {item!r}")
+        out[name] = version
+    return out
+
+
+def _weights(values: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, weight = item.partition("=")
+        try:
+            out[name] = float(weight)
+        except ValueError:
+            _fail(f"--weight takes NAME=NUMBER, got {item!r}")
+        if not sep:
+            _fail(f"--weight takes NAME=NUMBER, got {item!r}")
+    return out
+
+
+def _print_experiment(e: dict[str, Any]) -> None:
+    console.print(f"[bold]{e['id']}[/] {e['strategy']} on {e['endpoint']}: {e['status']}",
+                  highlight=False)
+    for arm, version in e["variants"].items():
+        extra = ""
+        if "weights" in e:
+            extra = f" weight {e['weights'][arm]:.3g}"
+        control = " (control)" if arm == e.get("control") else ""
+        console.print(f"  {arm}: {version}{extra}{control}", highlight=False)
+    if e.get("decision"):
+        console.print(f"  decision: {json.dumps(e['decision'])}", highlight=False)
+
+
+@experiment.command("create")
+@click.argument("endpoint")
+@click.option("--strategy", "-s", type=click.Choice(["ab", "shadow"]), default="ab",
+              show_default=True)
+@click.option("--variant", "variants", multiple=True, required=True,
+              help="NAME=DEPLOYMENT:VERSION (or an alias, pinned now); the first is the "
+              "control (A/B) or the live variant (shadow). Repeatable.")
+@click.option("--weight", "weights", multiple=True, help="NAME=WEIGHT for A/B (default equal).")
+@click.option("--name", default=None, help="A name for people.")
+@click.option("--primary", default=None, help="The metric that decides (a feedback metric).")
+@click.option("--guardrail", "guardrails", multiple=True,
+              help="METRIC or METRIC:increase (increase is bad) / METRIC:decrease.")
+@click.option("--covariate", default=None, help="A pre-period unit metric for CUPED.")
+@click.option("--auto", is_flag=True, help="Stop and promote automatically when a winner is "
+              "found by the sequential test.")
+@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option("--percent", type=float, default=None, help="Shadow: share of traffic mirrored.")
+@click.option("--draft", is_flag=True, help="Create without starting.")
+@client_options
+@handle_errors
+def experiment_create(endpoint: str, strategy: str, variants: tuple[str, ...],
+                      weights: tuple[str, ...], name: str | None, primary: str | None,
+                      guardrails: tuple[str, ...], covariate: str | None, auto: bool,
+                      alpha: float, percent: float | None, draft: bool, url: str,
+                      token: str | None) -> None:
+    """Attach an experiment to ENDPOINT."""
+    metrics: dict[str, Any] = {}
+    if primary:
+        metrics["primary"] = primary
+    if guardrails:
+        metrics["guardrails"] = [
+            {"metric": g.partition(":")[0], "bad": g.partition(":")[2] or "decrease"}
+            for g in guardrails]
+    if covariate:
+        metrics["covariate"] = covariate
+    e = _client(url, token).create_experiment(
+        endpoint, strategy, dict(_variant_pairs(variants)), weights=_weights(weights) or None,
+        name=name, metrics=metrics or None, auto=auto, alpha=alpha, shadow_percent=percent,
+        start=not draft)
+    _print_experiment(e)
+
+
+@experiment.command("list")
+@click.option("--endpoint", default=None)
+@click.option("--status", type=click.Choice(["draft", "running", "paused", "stopped"]),
+              default=None)
+@client_options
+@handle_errors
+def experiment_list(endpoint: str | None, status: str | None, url: str,
+                    token: str | None) -> None:
+    """List experiments, newest first."""
+    table = Table("id", "endpoint", "strategy", "status", "variants", "created")
+    for e in _client(url, token).experiments(endpoint, status):
+        table.add_row(e["id"], e["endpoint"], e["strategy"], e["status"],
+                      ", ".join(f"{k}={v}" for k, v in e["variants"].items()),
+                      _when(e["created_at"]))
+    console.print(table)
+
+
+@experiment.command("show")
+@click.argument("experiment_id")
+@client_options
+@handle_errors
+def experiment_show(experiment_id: str, url: str, token: str | None) -> None:
+    """Show an experiment and its history (who changed what, when, why)."""
+    e = _client(url, token).experiment(experiment_id)
+    _print_experiment(e)
+    for h in e.get("history", []):
+        console.print(f"  {_when(h['ts'])} {h['actor']}: {h['action']} "
+                      f"{h['from_status'] or ''} -> {h['to_status'] or ''} {h['reason']}",
+                      highlight=False)
+
+
+def _transition_command(action: str, help_text: str) -> None:
+    @experiment.command(action, help=help_text)
+    @click.argument("experiment_id")
+    @click.option("--reason", default="", help="Why (recorded).")
+    @client_options
+    @handle_errors
+    def command(experiment_id: str, reason: str, url: str, token: str | None) -> None:
+        client = _client(url, token)
+        e = getattr(client, f"{action}_experiment")(experiment_id, reason=reason)
+        _print_experiment(e)
+
+
+_transition_command("start", "Start a draft experiment.")
+_transition_command("pause", "Pause: the endpoint serves production until resumed.")
+_transition_command("resume", "Resume a paused experiment.")
+
+
+@experiment.command("stop")
+@click.argument("experiment_id")
+@click.option("--promote", default=None, help="The variant whose version becomes production.")
+@click.option("--reason", default="", help="Why (recorded).")
+@client_options
+@handle_errors
+def experiment_stop(experiment_id: str, promote: str | None, reason: str, url: str,
+                    token: str | None) -> None:
+    """Stop an experiment, keeping control or promoting a variant."""
+    _print_experiment(_client(url, token).stop_experiment(experiment_id, promote, reason))
+
+
+@experiment.command("reweight")
+@click.argument("experiment_id")
+@click.option("--weight", "weights", multiple=True, required=True, help="NAME=WEIGHT.")
+@client_options
+@handle_errors
+def experiment_reweight(experiment_id: str, weights: tuple[str, ...], url: str,
+                        token: str | None) -> None:
+    """Change A/B weights; only the units that must move change variant."""
+    _print_experiment(_client(url, token).reweight(experiment_id, _weights(weights)))
+
+
+@experiment.command("report")
+@click.argument("experiment_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+@client_options
+@handle_errors
+def experiment_report(experiment_id: str, as_json: bool, url: str, token: str | None) -> None:
+    """The statistics of an experiment."""
+    from champion.reporting import render_report
+
+    data = _client(url, token).report(experiment_id)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    render_report(data, console)
+
+
+@main.command()
+@click.option("--file", "-f", "path", type=click.Path(exists=True, dir_okay=False),
+              required=True, help="A YAML (or JSON) experiment spec.")
+@client_options
+@handle_errors
+def apply(path: str, url: str, token: str | None) -> None:
+    """Create (and by default start) the experiment a YAML file declares.
+
+    The file holds the fields of POST /api/experiments: endpoint, strategy, variants,
+    weights, metrics, auto, alpha, shadow, name, start (default true).
+    """
+    import yaml
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        _fail(f"{path} is not valid YAML: {exc}")
+    if not isinstance(spec, dict):
+        _fail(f"{path} must hold a mapping of experiment fields")
+    spec.pop("kind", None)
+    spec.setdefault("start", True)
+    client = _client(url, token)
+    existing = [e for e in client.experiments(spec.get("endpoint"))
+                if spec.get("name") and e["name"] == spec["name"] and e["status"] != "stopped"]
+    if existing:
+        e = existing[0]
+        if e["strategy"] == "ab" and spec.get("weights") and spec["weights"] != e["weights"]:
+            e = client.reweight(e["id"], spec["weights"], reason=f"apply {path}")
+            console.print("weights updated", highlight=False)
+        else:
+            console.print("unchanged", highlight=False)
+        _print_experiment(e)
+        return
+    _print_experiment(client.apply_experiment(spec))
 
 
 # ---------------------------------------------------------------------- demo

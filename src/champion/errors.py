@@ -45,8 +45,8 @@ class ChampionError(Exception):
         body: dict[str, Any] = {"type": self.type_name, "message": self.message}
         if self.request_id is not None:
             body["request_id"] = self.request_id
-        if self.detail:
-            body.update(self.detail)
+        for key, value in self.detail.items():
+            body.setdefault(key, value)  # detail never overrides type, message, request_id
         return {"error": body}
 
 
@@ -149,5 +149,7 @@ def error_from_response(status: int, body: Any) -> ChampionError:
         (c for c in ALL_ERRORS if c.status_code == status), ChampionError
     )
     extra = {k: v for k, v in err.items() if k not in ("type", "message", "request_id")}
-    exc = cls(str(err.get("message", "")), request_id=err.get("request_id"), **extra)
+    message = err.get("message")
+    exc = cls("" if message is None else str(message), request_id=err.get("request_id"),
+              **extra)
     return exc

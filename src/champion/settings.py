@@ -95,6 +95,25 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "Seconds between checks for registry changes made by other server processes.",
     ),
+    Setting("request_log", bool, True, "Record every inference in the request log."),
+    Setting(
+        "log_retention_days",
+        float,
+        0.0,
+        "Delete request events and feedback older than this many days (0: keep forever).",
+    ),
+    Setting(
+        "retention_interval",
+        float,
+        300.0,
+        "Seconds between retention passes (each deletes in bounded batches).",
+    ),
+    Setting(
+        "controller_interval",
+        float,
+        5.0,
+        "Seconds between checks of running experiments for automatic decisions.",
+    ),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error."),
 )
 
@@ -116,6 +135,10 @@ class Config:
     log_payload_bytes: int = 65536
     log_flush_ms: int = 100
     poll_interval: float = 1.0
+    request_log: bool = True
+    log_retention_days: float = 0.0
+    retention_interval: float = 300.0
+    controller_interval: float = 5.0
     log_level: str = "info"
 
     @property

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -104,3 +105,38 @@ def test_demo_runs_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "deployed churn:1" in out.stderr and "deployed churn:2" in out.stderr
     assert f"curl -s -X POST http://127.0.0.1:{port}/v1/churn" in out.stdout
+
+
+def test_feedback_metrics_and_log_export_from_the_cli(server, client, unique_name, tmp_path):
+    def double(x):
+        return 2 * x
+
+    client.deploy(double, unique_name)
+    rid = client.get_inference(unique_name, 2)["request_id"]
+    out = run(server, "feedback", unique_name, "--request-id", rid, "--reward", "1")
+    assert "stored" in out.stdout
+    out = run(server, "feedback", unique_name, "-r", rid, "--reward", "1")
+    assert "duplicate" in out.stdout
+    items = tmp_path / "fb.jsonl"
+    items.write_text(json.dumps({"request_id": rid, "label": 4}) + "\n"
+                     + json.dumps({"reward": 1}) + "\n")
+    out = run(server, "feedback", unique_name, "--file", str(items))
+    assert "accepted 1" in out.stdout and "rejected 1" in out.stdout
+    assert "item 1:" in out.stderr
+
+    for _ in range(40):
+        if client.logs(unique_name):
+            break
+        time.sleep(0.05)
+    out = run(server, "metrics", unique_name, "--since", "1h")
+    assert "100.0% (n=1)" in out.stdout  # the label 4 matches the output 4
+    data = json.loads(run(server, "metrics", unique_name, "--json").stdout)
+    assert data["versions"][0]["totals"]["feedback"]["reward"]["count"] == 1
+
+    target = tmp_path / "log.parquet"
+    run(server, "logs", unique_name, "--since", "1h", "--format", "parquet", "-o", str(target))
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(target).num_rows == 1
+    shown = run(server, "logs", unique_name).stdout
+    assert rid in shown and "reward=1.0" in shown

@@ -101,8 +101,9 @@ def test_delete_removes_the_deployment(client, unique_name):
     with pytest.raises(NotFound, match=unique_name):
         client.predict(unique_name, 1)
     assert unique_name not in [d["name"] for d in client.deployments()]
-    # The name can be used again; numbering starts afresh for the new deployment.
-    assert client.deploy(times_two, unique_name).version == 1
+    # The name can be used again, and version numbers are never reused.
+    assert client.deploy(times_two, unique_name).version == 2
+    assert client.predict(unique_name, 4) == 8
 
 
 def test_unpicklable_value_fails_the_deploy_naming_it(client, unique_name):

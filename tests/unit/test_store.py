@@ -72,7 +72,7 @@ def test_versions_are_numbered_per_deployment_and_aliases_follow(tmp_path, db_ur
         store.set_alias("a", "staging", 1, "me")
         assert store.generation() == before + 1
         assert store.delete_deployment("a", "me")
-        assert store.add_version("a", "me", fields, {}) == (1, True)
+        assert store.add_version("a", "me", fields, {}) == (3, True)  # numbers never reused
         actions = [h["action"] for h in store.history("a")]
         assert actions[0] == "deploy" and "delete" in actions
     finally:

@@ -83,6 +83,18 @@ def _global_names(fn: types.FunctionType) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
+def _imported_in_body(code: types.CodeType) -> set[str]:
+    """Modules imported inside a function body (``import x`` / ``from x import y``)."""
+    found: set[str] = set()
+    for ins in dis.get_instructions(code):
+        if ins.opname == "IMPORT_NAME" and isinstance(ins.argval, str):
+            found.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _imported_in_body(const)
+    return found
+
+
 def _source(obj: Any) -> str | None:
     try:
         return textwrap.dedent(inspect.getsource(obj))
@@ -126,6 +138,8 @@ class _Walker:
         if id(fn) in self._seen:
             return
         self._seen.add(id(fn))
+        for module in _imported_in_body(fn.__code__):
+            self.note_module(module)
         glb = fn.__globals__
         for name in _global_names(fn):
             if name in glb:

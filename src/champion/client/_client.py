@@ -14,9 +14,10 @@ import httpx
 import orjson
 
 from champion.capture import capture
-from champion.errors import ChampionError, Unavailable, error_from_response
+from champion.errors import Unavailable, error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_UNSET: Any = object()
 
 
 @dataclass
@@ -239,16 +240,192 @@ class Client:
             "GET", f"/api/deployments/{name}/history", params={"limit": limit})["history"]
         return result
 
-    def logs(self, name: str, *, limit: int = 100, since: float | None = None,
-             after: str | None = None, version: int | None = None,
-             status: int | None = None) -> list[dict[str, Any]]:
+    def logs(self, name: str, *, limit: int = 100, since: str | float | None = None,
+             until: str | float | None = None, after: str | None = None,
+             version: int | None = None, status: int | None = None,
+             experiment: str | None = None, unit: str | None = None,
+             feedback: bool = False) -> list[dict[str, Any]]:
+        """Newest requests first (oldest first after ``after``), optionally with feedback."""
         params: dict[str, Any] = {"limit": limit}
-        for key, value in (("since", since), ("after", after), ("version", version),
-                           ("status", status)):
+        for key, value in (("since", since), ("until", until), ("after", after),
+                           ("version", version), ("status", status),
+                           ("experiment", experiment), ("unit", unit)):
             if value is not None:
                 params[key] = value
+        if feedback:
+            params["feedback"] = "true"
         result: list[dict[str, Any]] = self._request(
             "GET", f"/api/deployments/{name}/logs", params=params)["requests"]
+        return result
+
+
+    # ------------------------------------------------------------------ feedback and metrics
+
+    def feedback(
+        self,
+        deployment: str,
+        request_id: str | None = None,
+        *,
+        reward: float | None = None,
+        metric: str | None = None,
+        value: float | None = None,
+        label: Any = _UNSET,
+        clicks: list[Any] | None = None,
+        unit: str | None = None,
+        event_id: str | None = None,
+        items: list[dict[str, Any]] | None = None,
+        atomic: bool = False,
+    ) -> dict[str, Any]:
+        """Report an outcome for a request (or a unit), or a list of them with ``items``.
+
+        ``champion.feedback("churn", rid, reward=1)``,
+        ``champion.feedback("churn", rid, metric="revenue", value=9.5)``,
+        ``champion.feedback("churn", rid, label=1)``,
+        ``champion.feedback("churn", unit="user-7", metric="revenue", value=3)``.
+        Retrying is safe: per (request id, metric) only the first counts.
+        """
+        params = {"atomic": "true"} if atomic else None
+        if items is not None:
+            result: dict[str, Any] = self._request(
+                "POST", f"/v1/{deployment}/feedback", json=items, params=params)
+            return result
+        item: dict[str, Any] = {}
+        if request_id is not None:
+            item["request_id"] = request_id
+        if unit is not None:
+            item["unit"] = unit
+        if event_id is not None:
+            item["event_id"] = event_id
+        if reward is not None:
+            item["reward"] = reward
+        if metric is not None:
+            item["metric"] = metric
+            item["value"] = value
+        if label is not _UNSET:
+            item["label"] = label
+        if clicks is not None:
+            item["clicks"] = clicks
+        result = self._request("POST", f"/v1/{deployment}/feedback", json=item, params=params)
+        return result
+
+    def metrics(self, deployment: str, *, since: str | float | None = None,
+                until: str | float | None = None, bucket: str | int | None = None
+                ) -> dict[str, Any]:
+        """Per version and time bucket: requests, errors, latency, feedback, accuracy."""
+        params = {k: v for k, v in (("since", since), ("until", until), ("bucket", bucket))
+                  if v is not None}
+        result: dict[str, Any] = self._request(
+            "GET", f"/api/deployments/{deployment}/metrics", params=params)
+        return result
+
+    def export_logs(self, deployment: str, path: str | Path, *, format: str = "jsonl",
+                    **filters: Any) -> int:
+        """Write the request log (joined with feedback) to ``path``; returns bytes written."""
+        params = {"format": format, **{k: v for k, v in filters.items() if v is not None}}
+        written = 0
+        try:
+            with self._http.stream("GET", f"/api/deployments/{deployment}/logs/export",
+                                   params=params) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise error_from_response(resp.status_code, orjson.loads(resp.content))
+                with open(path, "wb") as out:
+                    for chunk in resp.iter_bytes():
+                        out.write(chunk)
+                        written += len(chunk)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the champion server at {self.url}: {exc}") from None
+        return written
+
+
+    # ------------------------------------------------------------------ experiments
+
+    def create_experiment(
+        self,
+        endpoint: str,
+        strategy: str = "ab",
+        variants: dict[str, str | int] | None = None,
+        *,
+        weights: dict[str, float] | None = None,
+        control: str | None = None,
+        name: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        auto: bool | dict[str, Any] = False,
+        alpha: float = 0.05,
+        shadow_percent: float | None = None,
+        salt: str | None = None,
+        start: bool = True,
+    ) -> dict[str, Any]:
+        """Attach an experiment to an endpoint (started unless ``start=False``).
+
+        ``variants`` maps variant names to versions: ``{"control": "churn:1",
+        "candidate": "churn:2"}`` (a number means a version of the endpoint; an alias is
+        pinned to the version it names now). ``metrics``: ``{"primary": "reward",
+        "guardrails": [{"metric": "error_rate", "bad": "increase"}], "covariate": "pre"}``.
+        """
+        body: dict[str, Any] = {"endpoint": endpoint, "strategy": strategy,
+                                "variants": variants or {}, "alpha": alpha, "start": start}
+        for key, value in (("weights", weights), ("control", control), ("name", name),
+                           ("metrics", metrics), ("salt", salt)):
+            if value is not None:
+                body[key] = value
+        if auto:
+            body["auto"] = auto if isinstance(auto, dict) else {"enabled": True}
+        if shadow_percent is not None:
+            body["shadow"] = {"percent": shadow_percent}
+        result: dict[str, Any] = self._request("POST", "/api/experiments", json=body)
+        return result
+
+    def apply_experiment(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create an experiment from a declarative spec (the body of POST /api/experiments)."""
+        result: dict[str, Any] = self._request("POST", "/api/experiments", json=spec)
+        return result
+
+    def experiments(self, endpoint: str | None = None,
+                    status: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("endpoint", endpoint), ("status", status)) if v}
+        result: list[dict[str, Any]] = self._request(
+            "GET", "/api/experiments", params=params)["experiments"]
+        return result
+
+    def experiment(self, experiment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/experiments/{experiment_id}")
+        return result
+
+    def _transition(self, experiment_id: str, action: str, body: dict[str, Any]
+                    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/experiments/{experiment_id}/{action}", json=body)
+        return result
+
+    def start_experiment(self, experiment_id: str, reason: str = "") -> dict[str, Any]:
+        return self._transition(experiment_id, "start", {"reason": reason})
+
+    def pause_experiment(self, experiment_id: str, reason: str = "") -> dict[str, Any]:
+        return self._transition(experiment_id, "pause", {"reason": reason})
+
+    def resume_experiment(self, experiment_id: str, reason: str = "") -> dict[str, Any]:
+        return self._transition(experiment_id, "resume", {"reason": reason})
+
+    def stop_experiment(self, experiment_id: str, promote: str | None = None,
+                        reason: str = "") -> dict[str, Any]:
+        """Stop; ``promote`` names the variant whose version becomes ``production``."""
+        decision: Any = {"promote": promote} if promote else "keep"
+        return self._transition(experiment_id, "stop", {"reason": reason,
+                                                        "decision": decision})
+
+    def reweight(self, experiment_id: str, weights: dict[str, float],
+                 reason: str = "") -> dict[str, Any]:
+        """New A/B weights; only the share of units that must move changes variant."""
+        result: dict[str, Any] = self._request(
+            "POST", f"/api/experiments/{experiment_id}/weights",
+            json={"weights": weights, "reason": reason})
+        return result
+
+    def report(self, experiment_id: str) -> dict[str, Any]:
+        """The experiment's statistics: per-variant metrics, lifts, p-values, SRM, decision."""
+        result: dict[str, Any] = self._request(
+            "GET", f"/api/experiments/{experiment_id}/report")
         return result
 
 
@@ -325,24 +502,56 @@ def set_alias(name: str, alias: str, version: int) -> dict[str, Any]:
     return _client().set_alias(name, alias, version)
 
 
+def feedback(deployment: str, request_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Report an outcome for a request or unit; see Client.feedback."""
+    return _client().feedback(deployment, request_id, **kwargs)
+
+
+def metrics(deployment: str, **kwargs: Any) -> dict[str, Any]:
+    """Per-version metrics over time buckets; see Client.metrics."""
+    return _client().metrics(deployment, **kwargs)
+
+
+def create_experiment(endpoint: str, strategy: str = "ab",
+                      variants: dict[str, str | int] | None = None,
+                      **kwargs: Any) -> dict[str, Any]:
+    """Attach an A/B or shadow experiment to an endpoint; see Client.create_experiment."""
+    return _client().create_experiment(endpoint, strategy, variants, **kwargs)
+
+
+def experiment_report(experiment_id: str) -> dict[str, Any]:
+    """An experiment's statistics; see Client.report."""
+    return _client().report(experiment_id)
+
+
+def stop_experiment(experiment_id: str, promote: str | None = None,
+                    reason: str = "") -> dict[str, Any]:
+    """Stop an experiment, optionally promoting a variant; see Client.stop_experiment."""
+    return _client().stop_experiment(experiment_id, promote, reason)
+
+
 def delete(name: str) -> None:
     """Delete a deployment, its versions and aliases (its request log stays)."""
     _client().delete(name)
 
 
 __all__ = [
-    "ChampionError",
     "Client",
     "DeployedVersion",
     "connect",
+    "create_experiment",
     "delete",
     "deploy",
     "deployments",
+    "experiment_report",
+    "feedback",
     "get_inference",
+    "metrics",
     "predict",
     "promote",
     "rollback",
     "set_alias",
+    "stop_experiment",
     "version",
     "versions",
 ]

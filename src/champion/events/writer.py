@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from champion.store import Store
@@ -23,8 +24,10 @@ MAX_BUFFER = 200_000
 
 
 class EventWriter:
-    def __init__(self, store: Store, flush_ms: int = 100) -> None:
+    def __init__(self, store: Store, flush_ms: int = 100,
+                 insert: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.store = store
+        self.insert = insert or store.insert_requests
         self.interval = max(flush_ms, 1) / 1000.0
         self.buffer: list[dict[str, Any]] = []
         self.written = 0
@@ -58,7 +61,7 @@ class EventWriter:
         while self.buffer:
             batch, self.buffer = self.buffer[:MAX_BATCH], self.buffer[MAX_BATCH:]
             try:
-                await asyncio.to_thread(self.store.insert_requests, batch)
+                await asyncio.to_thread(self.insert, batch)
                 self.written += len(batch)
             except Exception:
                 self.failures += 1

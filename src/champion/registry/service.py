@@ -8,19 +8,31 @@ polls, so a change made through any replica is seen by all within ``poll_interva
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.util
+import logging
 import platform
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from champion.errors import BadRequest, Conflict, DeployError, NotFound
+from champion.registry.experiments import Active, Experiments, build_active
 from champion.store import Store
+
+log = logging.getLogger("champion.registry")
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 RESERVED_ALIASES = frozenset({"latest"})
-DEPLOYMENT_CONFIG_KEYS = {"workers": int, "timeout": float, "idle_timeout": float}
+DEPLOYMENT_CONFIG_KEYS: dict[str, type] = {
+    "workers": int,
+    "timeout": float,
+    "idle_timeout": float,
+    "log_sample_rate": float,
+    "log_payload_bytes": int,
+    "log_redact": list,
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,22 @@ def check_config(config: dict[str, Any] | None) -> dict[str, Any]:
             )
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if kind is list:
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) and v for v in value
+            ):
+                raise BadRequest(f"deployment setting {key!r} must be a list of field names")
+            out[key] = list(value)
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadRequest(f"deployment setting {key!r} must be a number")
+        if key == "log_sample_rate":
+            if not 0 <= value <= 1:
+                raise BadRequest("deployment setting 'log_sample_rate' is between 0 and 1")
+        elif key == "log_payload_bytes":
+            if value < 0:
+                raise BadRequest("deployment setting 'log_payload_bytes' must be 0 or more")
+        elif value <= 0:
             raise BadRequest(f"deployment setting {key!r} must be a positive number")
         out[key] = kind(value)
     if out.get("workers", 1) > 64:
@@ -73,6 +100,8 @@ class Registry:
         self._configs: dict[str, dict[str, Any]] = {}
         self._generation = -1
         self._lock = asyncio.Lock()
+        self._active: dict[str, Active] = {}
+        self.experiments = Experiments(self)
 
     # ------------------------------------------------------------ cache
 
@@ -84,6 +113,14 @@ class Registry:
         async with self._lock:
             aliases = await asyncio.to_thread(self.store.all_aliases)
             deployments = await asyncio.to_thread(self.store.list_deployments)
+            active = await asyncio.to_thread(self.store.active_experiments)
+            built: dict[str, Active] = {}
+            for row in active:
+                try:
+                    built[row["endpoint"]] = build_active(row)
+                except Exception:
+                    log.exception("cannot route experiment %s; serving production", row["id"])
+            self._active = built
             self._aliases = aliases
             self._configs = {d["name"]: dict(d["config"] or {}) for d in deployments}
             live = set(aliases)
@@ -94,6 +131,20 @@ class Registry:
             }
             self._generation = generation
         return True
+
+    def experiment_for(self, endpoint: str) -> Active | None:
+        """The endpoint's running or paused experiment, from memory."""
+        return self._active.get(endpoint)
+
+    async def exists(self, name: str) -> bool:
+        """Whether deployment ``name`` exists (from the cache, refreshed when absent)."""
+        if name in await self._alias_map():
+            return True
+        await self.refresh()
+        return name in await self._alias_map()
+
+    async def names(self) -> set[str]:
+        return set(await self._alias_map())
 
     async def _alias_map(self) -> dict[str, dict[str, int]]:
         if self._aliases is None:
@@ -159,6 +210,15 @@ class Registry:
                     "champion serve runs",
                     package=module,
                 )
+        for dist, wanted in packages.items():
+            try:
+                have = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue  # a module without distribution metadata: checked above by import
+            if wanted and have != wanted:
+                warnings.append(
+                    f"the function was captured with {dist}=={wanted}; the server has {have}"
+                )
         ours = ".".join(platform.python_version().split(".")[:2])
         theirs = ".".join(str(manifest.get("python_version", ours)).split(".")[:2])
         if theirs != ours:
@@ -188,11 +248,16 @@ class Registry:
                         reason: str = "") -> int | None:
         if alias in RESERVED_ALIASES:
             raise BadRequest(f"alias {alias!r} is managed by champion and cannot be moved")
+        if alias == "feedback":
+            raise BadRequest("'feedback' cannot be an alias: /v1/NAME/feedback takes feedback")
         if not ALIAS_RE.match(alias) or alias.isdigit():
             raise BadRequest(
                 f"invalid alias {alias!r}: start with a letter; letters, digits, '_', '-', '.'"
             )
         await self._require_version(name, version)
+        current = (await self._alias_map()).get(name, {}).get(alias)
+        if current == version:
+            return current  # already there: nothing to record
         before = await asyncio.to_thread(
             self.store.set_alias, name, alias, version, actor, reason
         )

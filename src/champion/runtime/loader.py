@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import linecache
 import sys
 import tempfile
 from collections.abc import Callable
@@ -30,6 +31,12 @@ def load_function(manifest: dict[str, Any], read_blob: Callable[[str], bytes]) -
     if manifest.get("function_pickle"):
         # A function pickled by value carries the globals it uses.
         return cloudpickle.loads(read_blob(manifest["function_pickle"]))
+    filename = f"<{manifest['function_name']}>"
+    lines: list[str] = []
     for helper in manifest.get("helpers", []):
-        exec(compile(helper, f"<{manifest['function_name']}>", "exec"), namespace)
+        # Compiled as if one file, so a traceback in the server log shows the source lines.
+        source = "\n" * len(lines) + helper
+        lines += [line + "\n" for line in helper.split("\n")]
+        exec(compile(source, filename, "exec"), namespace)
+    linecache.cache[filename] = (len("".join(lines)), None, lines, filename)
     return namespace[manifest["function_name"]]

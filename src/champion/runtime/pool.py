@@ -31,6 +31,11 @@ log = logging.getLogger("champion.runtime")
 VersionKey = tuple[str, int]
 
 
+def label_of(key: VersionKey) -> str:
+    """``name:number``; a deploy's check runs under a provisional negative number."""
+    return f"{key[0]}:{key[1]}" if key[1] > 0 else f"{key[0]} (new version)"
+
+
 @dataclass(frozen=True)
 class PoolSpec:
     """What a pool runs and how."""
@@ -81,7 +86,9 @@ class Worker:
                 f"{self.pool.label} did not load within {load_timeout:.0f} s"
             ) from None
         except WorkerCrashed:
-            raise Unavailable(f"{self.pool.label}: its worker process exited while loading")
+            raise Unavailable(
+                f"{self.pool.label}: its worker process exited while loading"
+            ) from None
         if kind == p.FAILED:
             err = orjson.loads(reply)
             self.kill()
@@ -118,7 +125,7 @@ class Worker:
         if self.writer is not None:
             self.writer.close()
         if self.proc is not None:
-            asyncio.ensure_future(self._reap())
+            self.pool.track(asyncio.ensure_future(self._reap()))
 
     async def _reap(self) -> None:
         assert self.proc is not None
@@ -164,7 +171,7 @@ class VersionPool:
     def __init__(self, spec: PoolSpec, artifacts: Path) -> None:
         self.spec = spec
         self.artifacts = artifacts
-        self.label = f"{spec.key[0]}:{spec.key[1]}"
+        self.label = label_of(spec.key)
         self.workers: list[Worker] = []
         self.idle: deque[Worker] = deque()
         self.waiters: deque[asyncio.Future[Worker]] = deque()
@@ -174,6 +181,12 @@ class VersionPool:
         self.closed = False
         self.restarts = 0
         self.calls = 0
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def track(self, task: asyncio.Future[None]) -> None:
+        """Keep a reference to a background task until it ends."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -------------------------------------------------------------- capacity
 
@@ -183,7 +196,7 @@ class VersionPool:
     def fill(self) -> None:
         while self._want_more():
             self.starting += 1
-            asyncio.ensure_future(self._start_one())
+            self.track(asyncio.ensure_future(self._start_one()))
 
     async def _start_one(self) -> None:
         worker = Worker(self)
@@ -299,6 +312,7 @@ class Runtime:
         self.idle_timeout = idle_timeout
         self.pools: dict[VersionKey, VersionPool] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()  # a pool came or changed: the reaper re-plans
 
     def start(self) -> None:
         if self._reaper is None:
@@ -308,8 +322,10 @@ class Runtime:
         pool = self.pools.get(spec.key)
         if pool is None or pool.closed:
             pool = self.pools[spec.key] = VersionPool(spec, self.artifacts)
+            self._changed.set()
         elif pool.spec is not spec and pool.spec != spec:
             pool.resize(spec)
+            self._changed.set()
         return pool
 
     def adopt(self, old: VersionKey, spec: PoolSpec) -> None:
@@ -318,8 +334,9 @@ class Runtime:
         if pool is None:
             return
         pool.spec = spec
-        pool.label = f"{spec.key[0]}:{spec.key[1]}"
+        pool.label = label_of(spec.key)
         self.pools[spec.key] = pool
+        self._changed.set()
 
     async def warm(self, spec: PoolSpec) -> None:
         """Start a version's workers now and wait for the first to load."""
@@ -350,7 +367,11 @@ class Runtime:
             shortest = min(
                 [self.idle_timeout] + [p.spec.idle_timeout or 1e9 for p in self.pools.values()]
             )
-            await asyncio.sleep(min(5.0, max(0.2, shortest / 4)))
+            # Sleep a quarter of the shortest idle timeout, but wake when a pool with a
+            # shorter one appears, or it would wait out the longer interval first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(5.0, max(0.2, shortest / 4)))
+            self._changed.clear()
             now = time.monotonic()
             for key, pool in list(self.pools.items()):
                 busy = len(pool.workers) - len(pool.idle)

@@ -96,8 +96,9 @@ def serve(conn: Connection) -> None:
         index = 0
         try:
             outputs = []
-            for index, (args, kwargs) in enumerate(calls):
+            for args, kwargs in calls:
                 outputs.append(fn(*args, **kwargs))
+                index += 1
             if ids is None:
                 payload = encode(outputs[0])
             else:

@@ -6,6 +6,7 @@ Every route needs the admin token. Registry writes are committed before the answ
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from starlette.routing import Route
 from champion.errors import BadRequest, ChampionError, DeployError
 from champion.registry.service import check_config, check_name
 from champion.runtime.pool import PoolSpec
-from champion.server.http import actor, json_response, read_json, require_token
+from champion.server.http import actor, check_ref, json_response, read_json, require_token
 from champion.store.artifacts import valid_hash
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ async def list_versions(request: Request) -> Response:
 async def get_version(request: Request) -> Response:
     st = _state(request)
     name = request.path_params["name"]
-    ref = request.path_params["ref"]
+    ref = check_ref(name, request.path_params["ref"])
     target = await st.registry.resolve(name, ref)
     return json_response(await st.registry.version(name, target.version))
 
@@ -259,17 +260,14 @@ async def put_artifact(request: Request) -> Response:
 
 
 async def logs(request: Request) -> Response:
+    """GET /api/deployments/{name}/logs: newest first; oldest first after a cursor."""
+    from champion.server.observe import log_filters
+
     st = _state(request)
     name = request.path_params["name"]
     limit = _int(request, "limit", 100, low=1, high=10_000) or 100
-    version = _int(request, "version", None, low=1, high=10**9)
-    status = _int(request, "status", None, low=100, high=599)
-    since_raw = request.query_params.get("since")
+    filters = log_filters(request)
     after_raw = request.query_params.get("after")
-    try:
-        since = float(since_raw) if since_raw else None
-    except ValueError:
-        raise BadRequest("'since' must be a Unix timestamp in seconds") from None
     after: tuple[float, str] | None = None
     if after_raw:
         ts, _, rid = after_raw.partition(",")
@@ -277,9 +275,10 @@ async def logs(request: Request) -> Response:
             after = (float(ts), rid)
         except ValueError:
             raise BadRequest("'after' must be 'TIMESTAMP,REQUEST_ID'") from None
+    with_feedback = request.query_params.get("feedback", "").lower() in ("1", "true", "yes")
     rows = await asyncio.to_thread(
-        st.store.query_requests, name, limit, since, after, version, status,
-        after is None,
+        functools.partial(st.store.query_requests, name, limit, after=after,
+                          newest_first=after is None, with_feedback=with_feedback, **filters)
     )
     if not rows:
         await st.registry.deployment(name)  # 404 for an unknown deployment

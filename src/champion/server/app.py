@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-
 from typing import Any
 
 import orjson
@@ -22,20 +22,26 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from champion import __version__
-from champion.errors import ChampionError, InvalidInput, NotFound
+from champion.controller import decisions
+from champion.errors import ChampionError, InvalidInput, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry, Target
+from champion.registry.experiments import Active
+from champion.routing import RoutingDecision, RoutingRequest
 from champion.runtime.pool import PoolSpec, Runtime
-from champion.server import admin
+from champion.server import admin, experiments, observe
 from champion.server.http import (
+    check_content_type,
+    check_ref,
     error_response,
     json_response,
     parse_json,
     read_body,
-    check_content_type,
     require_token,
 )
 from champion.server.inference import calls_for
+from champion.server.shadow import ShadowJob, ShadowRunner
+from champion.server.telemetry import Telemetry
 from champion.settings import Config
 from champion.store import Store
 
@@ -67,6 +73,9 @@ class State:
     token: str
     started: float = field(default_factory=time.time)
     specs: dict[tuple[str, int], PoolSpec] = field(default_factory=dict)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    shadow_events: EventWriter | None = None
+    shadows: ShadowRunner = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def spec_for(self, target: Target) -> PoolSpec:
@@ -85,10 +94,16 @@ class State:
         return spec
 
 
+def _text(value: str, limit: int | None = None) -> str:
+    """A string the store accepts: no NUL (PostgreSQL refuses it, and with it the whole
+    batch of events), at most ``limit`` characters (its column's length)."""
+    return value[:limit].replace("\x00", "\ufffd")
+
+
 def _cap(data: bytes, cap: int) -> str:
     if len(data) <= cap:
-        return data.decode("utf-8", "replace")
-    return data[:cap].decode("utf-8", "ignore") + f"…[truncated {len(data) - cap} bytes]"
+        return _text(data.decode("utf-8", "replace"))
+    return _text(data[:cap].decode("utf-8", "ignore")) + f"…[truncated {len(data) - cap} bytes]"
 
 
 async def infer(request: Request) -> Response:
@@ -96,10 +111,14 @@ async def infer(request: Request) -> Response:
     st: State = request.app.state.champion
     started = time.perf_counter()
     name = request.path_params["name"]
-    ref = request.path_params.get("ref", "production")
+    explicit = request.path_params.get("ref")
+    ref = explicit or "production"
     request_id = st.ids.new()
     target: Target | None = None
+    active: Active | None = None
+    decision: RoutingDecision | None = None
     body = b""
+    parsed: Any = None
     unit = request.headers.get("x-champion-unit")
     batch_size = 1
     try:
@@ -112,54 +131,147 @@ async def infer(request: Request) -> Response:
             raise InvalidInput("the request body needs a 'data' field: {\"data\": ...}")
         if unit is None and parsed.get("unit") is not None:
             unit = str(parsed["unit"])
-        target = await st.registry.resolve(name, ref)
+        if explicit is None:  # the endpoint: its experiment decides, if one is running
+            active = st.registry.experiment_for(name)
+            if active is not None and not active.running:
+                active = None
+        if active is not None:
+            decision = _route(request, st, active, request_id, unit)
+            arm = active.arms[decision.variant]
+            target = await st.registry.resolve(arm.deployment, str(arm.version))
+        else:
+            target = await st.registry.resolve(name, check_ref(name, ref))
         calls, ids = calls_for(parsed, target.signature)
         batch_size = len(calls)
-        out = await st.runtime.call(
-            st.spec_for(target), orjson.dumps({"calls": calls, "ids": ids})
-        )
-    except ChampionError as exc:
+        try:
+            message = orjson.dumps({"calls": calls, "ids": ids})
+        except orjson.JSONEncodeError:  # read at up to 1024 levels, written at up to 254
+            raise InvalidInput("the data is nested too deeply (over 250 levels)") from None
+        out = await st.runtime.call(st.spec_for(target), message)
+    except Exception as caught:
+        exc = caught if isinstance(caught, ChampionError) else None
+        if exc is None:  # a bug of ours: answered and logged like any failed call
+            log.exception("%s %s/%s: unexpected error", request_id, name, ref)
+            exc = ChampionError("internal server error; the server log has the details")
         exc.request_id = request_id
         latency = (time.perf_counter() - started) * 1000
         if exc.status_code >= 500:
             log.warning("%s %s/%s -> %d %s", request_id, name, ref, exc.status_code, exc.message)
         if not isinstance(exc, NotFound) or target is not None:
             _record(st, request_id, name, ref, target, exc.status_code, latency, unit,
-                    batch_size, body, None, f"{exc.type_name}: {exc.message}")
+                    batch_size, body, None, f"{exc.type_name}: {exc.message}",
+                    active=active, arm=decision.variant if decision else None)
         return error_response(exc)
-    variant = target.label
+    latency = (time.perf_counter() - started) * 1000
+    if active is None or decision is None:
+        variant = target.label
+        payload = b"".join(
+            (b'{"data":', out, b',"request_id":"', request_id.encode(), b'","variant":"',
+             variant.encode(), b'"}')
+        )
+        _record(st, request_id, name, ref, target, 200, latency, unit, batch_size, body, out,
+                None, parsed)
+        return Response(
+            payload,
+            media_type="application/json",
+            headers={"x-champion-request-id": request_id, "x-champion-variant": variant},
+        )
     payload = b"".join(
         (b'{"data":', out, b',"request_id":"', request_id.encode(), b'","variant":"',
-         variant.encode(), b'"}')
+         decision.variant.encode(), b'","version":"', target.label.encode(),
+         b'","experiment":"', active.id.encode(), b'"}')
     )
-    latency = (time.perf_counter() - started) * 1000
-    _record(st, request_id, name, ref, target, 200, latency, unit, batch_size, body, out, None)
+    _record(st, request_id, name, ref, target, 200, latency, unit, batch_size, body, out, None,
+            parsed, active=active, arm=decision.variant)
+    if decision.shadows:
+        await _mirror(st, active, decision, request_id, parsed)
     return Response(
         payload,
         media_type="application/json",
-        headers={"x-champion-request-id": request_id, "x-champion-variant": variant},
+        headers={"x-champion-request-id": request_id, "x-champion-variant": decision.variant,
+                 "x-champion-version": target.label, "x-champion-experiment": active.id},
     )
+
+
+_rng = random.Random()
+
+
+def _route(request: Request, st: State, active: Active, request_id: str,
+           unit: str | None) -> RoutingDecision:
+    """The experiment's decision, or the variant an admin forces with X-Champion-Variant."""
+    forced = request.headers.get("x-champion-variant")
+    decision = active.policy.decide(RoutingRequest(request_id, unit), _rng)
+    if forced is None:
+        return decision
+    require_token(request, st.token)
+    if forced not in active.arms:
+        raise InvalidInput(f"X-Champion-Variant: {forced!r} is not a variant of experiment "
+                           f"{active.id} ({', '.join(active.arms)})")
+    return RoutingDecision(forced, decision.shadows, decision.policy, "forced")
+
+
+async def _mirror(st: State, active: Active, decision: RoutingDecision, request_id: str,
+                  parsed: Any) -> None:
+    """Queue the shadow calls; never raises into the live request."""
+    for name in decision.shadows:
+        try:
+            arm = active.arms[name]
+            target = await st.registry.resolve(arm.deployment, str(arm.version))
+            calls, ids = calls_for(parsed, target.signature)
+            message = orjson.dumps({"calls": calls, "ids": ids})
+            spec = st.spec_for(target)
+            st.shadows.submit(ShadowJob(active.id, name, target.label, request_id, spec,
+                                        message, spec.timeout))
+        except Exception:
+            st.shadows.failed[active.id] += 1
+            log.warning("could not mirror %s to %s", request_id, name, exc_info=True)
+
+
+def _redact(value: Any, fields: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k in fields else _redact(v, fields) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, fields) for v in value]
+    return value
 
 
 def _record(st: State, request_id: str, name: str, ref: str, target: Target | None,
             status: int, latency: float, unit: str | None, batch_size: int, body: bytes,
-            out: bytes | None, error: str | None) -> None:
-    cap = st.config.log_payload_bytes
+            out: bytes | None, error: str | None, parsed: Any = None, *,
+            active: Active | None = None, arm: str | None = None) -> None:
+    """Count the request for /metrics and queue its event for the request log."""
+    version = target.version if target else None
+    st.telemetry.observe(name, str(version or ""), status, latency / 1000)
+    if not st.config.request_log:
+        return
+    cfg = target.config if target else {}
+    cap = int(cfg.get("log_payload_bytes", st.config.log_payload_bytes))
+    rate = cfg.get("log_sample_rate")
+    keep_payload = cap > 0 and (rate is None or random.random() < rate)
+    redact = cfg.get("log_redact")
+    if keep_payload and redact:
+        fields = frozenset(redact)
+        if isinstance(parsed, dict):
+            body = orjson.dumps(_redact(parsed, fields))
+        if out is not None:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                out = orjson.dumps(_redact(orjson.loads(out), fields))
     st.events.record({
         "request_id": request_id,
         "ts": time.time(),
-        "deployment": name,
+        "deployment": _text(name, 128),
         "version": target.version if target else None,
-        "target": ref[:64],
+        "target": _text(ref, 64),
         "status": status,
         "latency_ms": latency,
         "batch_size": batch_size,
-        "unit": unit[:256] if unit else None,
-        "experiment": None,
+        "unit": _text(unit, 256) if unit else None,
+        "experiment": active.id if active is not None else None,
+        "arm": arm,
         "variant": target.label if target else None,
-        "input": _cap(body, cap) if body else None,
-        "output": _cap(out, cap) if out is not None else None,
-        "error": error,
+        "input": _cap(body, cap) if body and keep_payload else None,
+        "output": _cap(out, cap) if out is not None and keep_payload else None,
+        "error": _text(error) if error else None,
     })
 
 
@@ -182,13 +294,19 @@ async def readyz(request: Request) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 / 405 (no such route, wrong method) in the one error shape."""
     assert isinstance(exc, HTTPException)
-    kind = {404: NotFound, 405: InvalidInput}.get(exc.status_code, ChampionError)
-    err = kind(str(exc.detail))
-    err.status_code = exc.status_code
-    if exc.status_code == 405:
-        err.type_name = "method_not_allowed"
-    return error_response(err)
+    where = f"{request.method} {request.url.path}"
+    err: ChampionError
+    if exc.status_code == 404:
+        err = NotFound(f"no route for {where}")
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        err = MethodNotAllowed(f"method not allowed: {where} (allowed: {allowed})")
+    else:
+        err = ChampionError(str(exc.detail))
+        err.status_code = exc.status_code
+    return error_response(err, dict(exc.headers or {}))
 
 
 async def _champion_error(request: Request, exc: Exception) -> Response:
@@ -224,24 +342,42 @@ def create_app(config: Config, *, announce_token: bool = True) -> Starlette:
             ids=RequestIds(store.get_meta("secret") or ""),
             token=token,
         )
+        st.shadow_events = EventWriter(store, config.log_flush_ms,
+                                       insert=store.insert_shadow_events)
+        st.shadows = ShadowRunner(st.runtime, st.shadow_events,
+                                  payload_cap=config.log_payload_bytes)
         await st.registry.refresh(force=True)
         st.runtime.start()
         st.events.start()
+        st.shadow_events.start()
+        st.shadows.start()
         st.tasks.append(asyncio.create_task(_poll_registry(st)))
+        st.tasks.append(asyncio.create_task(
+            decisions.run(st.registry, st.shadows.status, config.controller_interval)))
+        if config.log_retention_days > 0:
+            st.tasks.append(asyncio.create_task(_retention(st)))
+        st.telemetry.gauges = lambda: _gauges(st)
         app.state.champion = st
         try:
             yield
         finally:
             for task in st.tasks:
                 task.cancel()
+            await st.shadows.close()
             await st.events.close()
+            await st.shadow_events.close()
             await st.runtime.close()
             await asyncio.to_thread(store.close)
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", observe.prometheus, methods=["GET"]),
         *admin.routes(),
+        *experiments.routes(),
+        Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
+        Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
+        Route("/v1/{name}/feedback", observe.feedback, methods=["POST"]),
         Route("/v1/{name}", infer, methods=["POST"]),
         Route("/v1/{name}/{ref}", infer, methods=["POST"]),
     ]
@@ -269,3 +405,33 @@ async def _poll_registry(st: State) -> None:
             log.exception("registry refresh failed")
 
 
+
+
+def _gauges(st: State) -> dict[str, tuple[str, str, float]]:
+    events = st.events.status()
+    pools = st.runtime.status()
+    return {
+        "champion_events_queued": ("gauge", "Request events waiting to be written.",
+                                   events["queued"]),
+        "champion_events_dropped": ("counter", "Request events dropped (store far behind).",
+                                    events["dropped"]),
+        "champion_workers": ("gauge", "Worker processes running.",
+                             sum(len(p["workers"]) for p in pools)),
+        "champion_worker_restarts": ("counter", "Worker processes replaced after a crash "
+                                     "or timeout.", sum(p["restarts"] for p in pools)),
+    }
+
+
+async def _retention(st: State) -> None:
+    """Delete events older than the retention period, in bounded batches."""
+    while True:
+        try:
+            cutoff = time.time() - st.config.log_retention_days * 86400
+            while True:
+                deleted = await asyncio.to_thread(st.store.delete_events_before, cutoff)
+                if deleted < 1000:
+                    break
+                await asyncio.sleep(0.05)  # let the request path's writes in between
+        except Exception:
+            log.exception("log retention failed")
+        await asyncio.sleep(st.config.retention_interval)

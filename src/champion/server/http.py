@@ -13,6 +13,7 @@ from champion.errors import (
     BadRequest,
     ChampionError,
     InvalidJSON,
+    NotFound,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -27,9 +28,11 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
 
 
-def error_response(exc: ChampionError) -> Response:
-    headers = {"X-Champion-Request-Id": exc.request_id} if exc.request_id else None
-    return json_response(exc.to_dict(), exc.status_code, headers)
+def error_response(exc: ChampionError, headers: dict[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
+    if exc.request_id:
+        headers["X-Champion-Request-Id"] = exc.request_id
+    return json_response(exc.to_dict(), exc.status_code, headers or None)
 
 
 def check_content_type(request: Request) -> None:
@@ -79,6 +82,20 @@ def parse_json(body: bytes, *, require_object: bool = True) -> Any:
     if require_object and not isinstance(data, dict):
         raise InvalidJSON(f"the request body must be a JSON object, not {type(data).__name__}")
     return data
+
+
+MAX_VERSION = 2**31 - 1  # the store's version column is a 32-bit integer
+
+
+def check_ref(name: str, ref: str) -> str:
+    """A version reference from the path: a number the store can hold, or an alias.
+
+    ``str.isdigit`` is true of digits like '²' that ``int`` refuses, and a number past the
+    store's integer range fails in the database; both are simply versions that do not exist.
+    """
+    if ref.isdigit() and (not ref.isascii() or int(ref) > MAX_VERSION):
+        raise NotFound(f"deployment {name!r} has no version {ref}", deployment=name)
+    return ref
 
 
 def bearer_token(request: Request) -> str | None:

@@ -49,6 +49,8 @@ def bind(data: Any, signature: Sequence[dict[str, Any]]) -> Call:
             return [], {}
         raise InvalidInput("the function takes no parameters; send {\"data\": null}")
     if len(params) == 1 and not var_pos and not var_kw:
+        if params[0]["kind"] == "KEYWORD_ONLY":
+            return [], {params[0]["name"]: data}
         return [data], {}
     if len(required) <= 1 and not isinstance(data, (list, dict)):
         return [data], {}
@@ -66,7 +68,18 @@ def bind(data: Any, signature: Sequence[dict[str, Any]]) -> Call:
             raise InvalidInput(f"missing parameter {missing[0]!r}", parameter=missing[0])
         positional_only = [p["name"] for p in params if p["kind"] == "POSITIONAL_ONLY"]
         if positional_only:
-            args = [data[n] for n in positional_only if n in data]
+            # Passed in order up to the first one not given; one after that has no place.
+            given = 0
+            while given < len(positional_only) and positional_only[given] in data:
+                given += 1
+            stranded = [n for n in positional_only[given:] if n in data]
+            if stranded:
+                raise InvalidInput(
+                    f"parameter {stranded[0]!r} is positional-only and cannot be given "
+                    f"without {positional_only[given]!r}",
+                    parameter=stranded[0],
+                )
+            args = [data[n] for n in positional_only[:given]]
             kwargs = {k: v for k, v in data.items() if k not in positional_only}
             return args, kwargs
         return [], dict(data)
@@ -80,16 +93,16 @@ def bind(data: Any, signature: Sequence[dict[str, Any]]) -> Call:
                 f"{len(required_pos)} positional arguments, {len(data)} given",
                 parameter=missing,
             )
-        if len(data) > len(positional) and not var_pos:
-            raise InvalidInput(
-                f"too many arguments: the function takes at most {len(positional)} "
-                f"({', '.join(p['name'] for p in positional)}), {len(data)} given"
-            )
         kw_required = [p["name"] for p in required if p["kind"] == "KEYWORD_ONLY"]
         if kw_required:
             raise InvalidInput(
                 f"missing parameter {kw_required[0]!r}: pass the arguments as an object",
                 parameter=kw_required[0],
+            )
+        if len(data) > len(positional) and not var_pos:
+            raise InvalidInput(
+                f"too many arguments: the function takes at most {len(positional)} "
+                f"({', '.join(p['name'] for p in positional)}), {len(data)} given"
             )
         return list(data), {}
     first = required[0]["name"] if required else params[0]["name"]

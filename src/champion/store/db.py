@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from champion.store import migrations
 from champion.store import schema as t
 from champion.store.artifacts import ArtifactStore
+from champion.store.experiments import ExperimentStoreMixin
+from champion.store.ledger import LedgerMixin
 
 Row = dict[str, Any]
 
@@ -32,7 +34,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store:
+class Store(LedgerMixin, ExperimentStoreMixin):
     def __init__(self, engine: sa.Engine, artifacts: ArtifactStore) -> None:
         self.engine = engine
         self.artifacts = artifacts
@@ -162,7 +164,14 @@ class Store:
             dep_id = row[0]
             conn.execute(sa.delete(t.aliases).where(t.aliases.c.deployment_id == dep_id))
             conn.execute(sa.delete(t.versions).where(t.versions.c.deployment_id == dep_id))
+            next_version = conn.execute(
+                sa.select(t.deployments.c.next_version).where(t.deployments.c.id == dep_id)
+            ).scalar_one()
             conn.execute(sa.delete(t.deployments).where(t.deployments.c.id == dep_id))
+            # Version numbers are never reused: a later deployment of this name goes on.
+            key = f"next_version:{name}"[:64]
+            conn.execute(sa.delete(t.meta).where(t.meta.c.key == key))
+            conn.execute(sa.insert(t.meta).values(key=key, value=str(next_version)))
             self._audit(conn, actor, "delete", name)
             self._bump(conn)
             return True
@@ -188,19 +197,26 @@ class Store:
                 sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
             ).first()
             if dep is None:
+                floor = conn.execute(
+                    sa.select(t.meta.c.value).where(t.meta.c.key == f"next_version:{name}"[:64])
+                ).scalar_one_or_none()
                 dep_id = conn.execute(
                     sa.insert(t.deployments)
                     .values(name=name, created_at=now, created_by=actor,
-                            description=description, config=config, next_version=1)
+                            description=description, config=config,
+                            next_version=int(floor or 1))
                     .returning(t.deployments.c.id)
                 ).scalar_one()
             else:
                 dep_id = dep[0]
                 if config:
+                    current = conn.execute(
+                        sa.select(t.deployments.c.config).where(t.deployments.c.id == dep_id)
+                    ).scalar_one()
                     conn.execute(
                         sa.update(t.deployments)
                         .where(t.deployments.c.id == dep_id)
-                        .values(config=config)
+                        .values(config={**(current or {}), **config})
                     )
             number = conn.execute(
                 sa.update(t.deployments)
@@ -329,38 +345,3 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
-
-    # ---------------------------------------------------------------- request log
-
-    def insert_requests(self, rows: Sequence[Row]) -> None:
-        if not rows:
-            return
-        with self.write() as conn:
-            conn.execute(sa.insert(t.requests), list(rows))
-
-    def query_requests(
-        self,
-        deployment: str,
-        limit: int = 100,
-        since: float | None = None,
-        after: tuple[float, str] | None = None,
-        version: int | None = None,
-        status: int | None = None,
-        newest_first: bool = True,
-    ) -> list[Row]:
-        r = t.requests
-        q = sa.select(r).where(r.c.deployment == deployment)
-        if since is not None:
-            q = q.where(r.c.ts >= since)
-        if after is not None:
-            ts, rid = after
-            q = q.where(sa.or_(r.c.ts > ts, sa.and_(r.c.ts == ts, r.c.request_id > rid)))
-        if version is not None:
-            q = q.where(r.c.version == version)
-        if status is not None:
-            q = q.where(r.c.status == status)
-        order = (r.c.ts.desc(), r.c.request_id.desc()) if newest_first else (
-            r.c.ts.asc(), r.c.request_id.asc())
-        q = q.order_by(*order).limit(limit)
-        with self.engine.connect() as conn:
-            return [dict(x) for x in conn.execute(q).mappings()]

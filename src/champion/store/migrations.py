@@ -107,9 +107,107 @@ def _v2_request_batch_size(op: Operations) -> None:
     op.create_index("ix_requests_ts", "requests", ["ts"])
 
 
+def _v3_feedback_and_rollups(op: Operations) -> None:
+    """The feedback ledger, and per-minute rollups of the request log for fast metrics."""
+    op.create_table(
+        "feedback",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("deployment", sa.String(128), nullable=False),
+        sa.Column("request_id", sa.String(64), nullable=True),
+        sa.Column("unit", sa.String(256), nullable=True),
+        sa.Column("metric", sa.String(64), nullable=False),
+        sa.Column("value", sa.Float, nullable=True),
+        sa.Column("label", sa.Text, nullable=True),
+        sa.Column("dedup", sa.String(320), nullable=True),
+        sa.UniqueConstraint("deployment", "dedup", "metric", name="uq_feedback_dedup"),
+    )
+    op.create_index("ix_feedback_deployment_ts", "feedback", ["deployment", "ts"])
+    op.create_index("ix_feedback_request_id", "feedback", ["request_id"])
+    op.create_index("ix_feedback_unit", "feedback", ["deployment", "unit"])
+    op.create_table(
+        "rollup_minutes",
+        sa.Column("deployment", sa.String(128), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("minute", sa.Integer, primary_key=True),
+        sa.Column("requests", sa.Integer, nullable=False),
+        sa.Column("errors", sa.Integer, nullable=False),
+        sa.Column("latency_sum", sa.Float, nullable=False),
+    )
+    op.create_table(
+        "rollup_latency",
+        sa.Column("deployment", sa.String(128), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("minute", sa.Integer, primary_key=True),
+        sa.Column("bin", sa.Integer, primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_requests_unit", "requests", ["deployment", "unit"])
+
+
+def _v4_experiments(op: Operations) -> None:
+    """Experiments, their transitions, shadow answers, and the arm of each request."""
+    op.create_table(
+        "experiments",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("name", sa.String(128), nullable=False, server_default=""),
+        sa.Column("endpoint", sa.String(128), nullable=False),
+        sa.Column("strategy", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("config", sa.JSON, nullable=False),
+        sa.Column("state", sa.JSON, nullable=False),
+        sa.Column("active_endpoint", sa.String(128), nullable=True, unique=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False, server_default=""),
+        sa.Column("started_at", sa.Float, nullable=True),
+        sa.Column("stopped_at", sa.Float, nullable=True),
+        sa.Column("decision", sa.JSON, nullable=True),
+    )
+    op.create_index("ix_experiments_endpoint", "experiments", ["endpoint"])
+    op.create_table(
+        "experiment_events",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("experiment_id", sa.String(32), nullable=False),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False, server_default=""),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("from_status", sa.String(16), nullable=True),
+        sa.Column("to_status", sa.String(16), nullable=True),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("detail", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_experiment_events_experiment", "experiment_events", ["experiment_id"])
+    with op.batch_alter_table("requests") as batch:
+        batch.add_column(sa.Column("arm", sa.String(64), nullable=True))
+    op.create_index("ix_requests_experiment_arm", "requests", ["experiment", "arm"])
+    op.create_table(
+        "shadow_events",
+        sa.Column("request_id", sa.String(64), primary_key=True),
+        sa.Column("arm", sa.String(64), primary_key=True),
+        sa.Column("experiment", sa.String(32), nullable=False),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("variant", sa.String(160), nullable=False),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("output", sa.Text, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+    )
+    op.create_index("ix_shadow_events_experiment_ts", "shadow_events", ["experiment", "ts"])
+    op.create_table(
+        "rollup_arms",
+        sa.Column("experiment", sa.String(32), primary_key=True),
+        sa.Column("arm", sa.String(64), primary_key=True),
+        sa.Column("minute", sa.Integer, primary_key=True),
+        sa.Column("bin", sa.Integer, primary_key=True),
+        sa.Column("count", sa.Integer, nullable=False),
+    )
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
+    _v3_feedback_and_rollups,
+    _v4_experiments,
 ]
 
 LATEST = len(STEPS)

@@ -90,6 +90,110 @@ requests = sa.Table(
     sa.Column("input", sa.Text, nullable=True),
     sa.Column("output", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("arm", sa.String(64), nullable=True),
 )
+sa.Index("ix_requests_experiment_arm", requests.c.experiment, requests.c.arm)
 sa.Index("ix_requests_deployment_ts", requests.c.deployment, requests.c.ts)
 sa.Index("ix_requests_ts", requests.c.ts)
+sa.Index("ix_requests_unit", requests.c.deployment, requests.c.unit)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("deployment", sa.String(128), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("unit", sa.String(256), nullable=True),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("label", sa.Text, nullable=True),
+    # request id (or unit + event id): with metric, what makes a retried feedback a duplicate
+    sa.Column("dedup", sa.String(320), nullable=True),
+    sa.UniqueConstraint("deployment", "dedup", "metric", name="uq_feedback_dedup"),
+)
+sa.Index("ix_feedback_deployment_ts", feedback.c.deployment, feedback.c.ts)
+sa.Index("ix_feedback_request_id", feedback.c.request_id)
+sa.Index("ix_feedback_unit", feedback.c.deployment, feedback.c.unit)
+
+rollup_minutes = sa.Table(
+    "rollup_minutes",
+    metadata,
+    sa.Column("deployment", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("latency_sum", sa.Float, nullable=False),
+)
+
+rollup_latency = sa.Table(
+    "rollup_latency",
+    metadata,
+    sa.Column("deployment", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, server_default=""),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("strategy", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    # the endpoint while running or paused, else NULL: at most one active per endpoint
+    sa.Column("active_endpoint", sa.String(128), nullable=True, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False, server_default=""),
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("stopped_at", sa.Float, nullable=True),
+    sa.Column("decision", sa.JSON, nullable=True),
+)
+sa.Index("ix_experiments_endpoint", experiments.c.endpoint)
+
+experiment_events = sa.Table(
+    "experiment_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("experiment_id", sa.String(32), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False, server_default=""),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+sa.Index("ix_experiment_events_experiment", experiment_events.c.experiment_id)
+
+shadow_events = sa.Table(
+    "shadow_events",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("arm", sa.String(64), primary_key=True),
+    sa.Column("experiment", sa.String(32), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("variant", sa.String(160), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+sa.Index("ix_shadow_events_experiment_ts", shadow_events.c.experiment, shadow_events.c.ts)
+
+rollup_arms = sa.Table(
+    "rollup_arms",
+    metadata,
+    sa.Column("experiment", sa.String(32), primary_key=True),
+    sa.Column("arm", sa.String(64), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""champion's benchmark suite: `python -m benchmarks --help`."""

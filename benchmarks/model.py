@@ -1,0 +1,57 @@
+"""The model every system serves: a seeded scikit-learn LogisticRegression on 20 features.
+
+``predict`` is the function champion deploys and the floor calls in-process: one row (a list of
+20 floats) in, the probability of class 1 out. MLflow and BentoML serve the same pickled model
+with their own, vectorised, batch path (see the caveats in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+N_FEATURES = 20
+N_SAMPLES = 5000
+SEED = 20240607
+BATCH_ROWS = 100
+
+# Set by train() in the orchestrator, or by load() in a server process.
+MODEL: Any = None
+
+
+def train(seed: int = SEED) -> Any:
+    """Fit the model on generated data (deterministic for a seed)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N_SAMPLES, N_FEATURES))
+    w = rng.normal(size=N_FEATURES)
+    y = (x @ w + rng.normal(scale=0.5, size=N_SAMPLES) > 0).astype(int)
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    return model
+
+
+def predict(x):  # type: ignore[no-untyped-def]
+    """Probability of class 1 for one row of 20 features."""
+    return float(MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1))[0, 1])
+
+
+def rows(n: int, seed: int = SEED + 1) -> list[list[float]]:
+    """N request rows, rounded so the JSON stays short and identical everywhere."""
+    rng = np.random.default_rng(seed)
+    return [[round(float(v), 4) for v in row] for row in rng.normal(size=(n, N_FEATURES))]
+
+
+def bodies() -> dict[str, dict[str, Any]]:
+    """The request bodies in champion's shape: {"data": x} and {"data": [[id, x], ...]}."""
+    batch = rows(BATCH_ROWS)
+    return {
+        "single": {"data": batch[0]},
+        "batch": {"data": [[i, r] for i, r in enumerate(batch)]},
+    }
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

@@ -1,0 +1,201 @@
+"""Medians over repeats, ratios to the floor, and the markdown table."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from benchmarks.systems import REFERENCE
+
+KIND_LABEL = {"single": "1 row", "batch": "batch of 100"}
+CHAMPION_PREFIX = "champion"
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Per system: the median over repeats of every figure."""
+    out: dict[str, Any] = {}
+    for name, entry in results["systems"].items():
+        runs = entry.get("runs", [])
+        s: dict[str, Any] = {"status": entry["status"], "reason": entry.get("reason"),
+                             "repeats": len(runs), "points": {}}
+        for kind in results["meta"]["options"]["kinds"]:
+            s["points"][kind] = {}
+            for c in results["meta"]["options"]["concurrency"]:
+                pts = [r["points"][kind][str(c)] for r in runs
+                       if str(c) in r.get("points", {}).get(kind, {})]
+                if not pts:
+                    continue
+                s["points"][kind][str(c)] = {
+                    k: _median([p[k] for p in pts])
+                    for k in ("rps", "p50_ms", "p90_ms", "p99_ms")
+                } | {"errors": sum(p["errors"] for p in pts),
+                     "requests": sum(p["requests"] for p in pts)}
+        complete = [r for r in runs if "start" in r]
+        s["peak_rss_mib"] = _median([r["peak_rss_bytes"] / 2**20 for r in complete])
+        s["start"] = {k: _median([r["start"].get(k) for r in complete])
+                      for k in (complete[0]["start"] if complete else {})}
+        raw = [r["raw_single"]["p50_s"] for r in runs if "raw_single" in r]
+        s["raw_single_p50_s"] = _median(raw)
+        out[name] = s
+    return out
+
+
+def in_process_summary(results: dict[str, Any]) -> dict[str, float | None]:
+    rows = results["in_process"]
+    keys = rows[0].keys() if rows else []
+    return {k: _median([r[k] for r in rows]) for k in keys}
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{_ms(seconds * 1e3)} ms"
+    return f"{seconds:.2f} s"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    opts = meta["options"]
+    conc = opts["concurrency"]
+    summary = summarise(results)
+    inproc = in_process_summary(results)
+    mach = meta["machine"]
+    lines = [
+        f"Run {meta['date']} on {mach['nproc']} x {mach['cpu']} ({mach['memory']}), "
+        f"Python {mach['python']}, {meta['wrk']}. `{meta['command']}` "
+        f"({meta.get('elapsed_s', '?')} s).",
+        "",
+        f"Each figure is the median of {opts['repeats']} repeat(s); each load point is "
+        f"{opts['duration']:g} s of wrk after a {opts['warmup']:g} s warm-up per request kind. "
+        "req/s = successful answers per second. Latency is **wrk's view** (its histogram after "
+        "its coordinated-omission correction, which adds synthetic samples for every request "
+        "slower than the mean interval and so inflates p90/p99 when latency varies). "
+        "Peak RSS: the server process and all its descendants, summed, sampled every 0.1 s "
+        "over the whole run. Cold start: command start to the first 200 answer "
+        "(champion: including the deploy).",
+        "",
+    ]
+    head = ["system", "request"] + [f"req/s c={c}" for c in conc] + [
+        f"ms p50 / p90 / p99 c={c}" for c in conc] + ["peak RSS MiB", "cold start s"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
+    ref = summary.get(REFERENCE)
+    for name, s in summary.items():
+        if s["status"] == "skipped":
+            continue
+        if not s["repeats"]:
+            lines.append(f"| {name} | failed: {(s['reason'] or '').splitlines()[0][:120]} |"
+                         + " |" * (len(head) - 2))
+            continue
+        for kind in opts["kinds"]:
+            pts = s["points"][kind]
+            cells = [name, KIND_LABEL[kind]]
+            cells += [_num(pts.get(str(c), {}).get("rps")) for c in conc]
+            cells += [" / ".join(_ms(pts.get(str(c), {}).get(k))
+                                 for k in ("p50_ms", "p90_ms", "p99_ms")) for c in conc]
+            cells += [_num(s["peak_rss_mib"]), _num(s["start"].get("cold_start_s"))]
+            lines.append("| " + " | ".join(cells) + " |")
+            if name.startswith(CHAMPION_PREFIX) and ref and ref["repeats"] and name != REFERENCE:
+                rp = ref["points"][kind]
+                cells = [f"*{name} ÷ {REFERENCE}*", KIND_LABEL[kind]]
+                cells += [_ratio(pts.get(str(c), {}).get("rps"), rp.get(str(c), {}).get("rps"))
+                          for c in conc]
+                cells += [" / ".join(_ratio(pts.get(str(c), {}).get(k), rp.get(str(c), {}).get(k))
+                                     for k in ("p50_ms", "p90_ms", "p99_ms")) for c in conc]
+                cells += [_ratio(s["peak_rss_mib"], ref["peak_rss_mib"]),
+                          _ratio(s["start"].get("cold_start_s"),
+                                 ref["start"].get("cold_start_s"))]
+                lines.append("| " + " | ".join(cells) + " |")
+    errors = [f"{n} {k} c={c}: {p['errors']} of {p['requests']}"
+              for n, s in summary.items() for k, pk in s["points"].items()
+              for c, p in pk.items() if p["errors"]]
+    if errors:
+        lines += ["", "Errors (non-2xx or socket errors) seen by wrk: " + "; ".join(errors) + "."]
+
+    champs = [n for n, s in summary.items() if n.startswith(CHAMPION_PREFIX) and s["repeats"]]
+    others = [n for n, s in summary.items()
+              if not n.startswith(CHAMPION_PREFIX) and s["repeats"]]
+    for champ in champs:
+        cs = summary[champ]
+        if others:
+            lines += ["", f"**{champ} against each system** (ratio {champ} ÷ other; "
+                      "req/s above 1 = champion faster, p50 above 1 = champion slower):", ""]
+            head2 = ["other", "request"] + [f"req/s c={c}" for c in conc] + [
+                f"p50 c={c}" for c in conc]
+            lines.append("| " + " | ".join(head2) + " |")
+            lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(head2) - 2)) + "|")
+            for other in others:
+                for kind in opts["kinds"]:
+                    a, b = cs["points"][kind], summary[other]["points"][kind]
+                    cells = [other, KIND_LABEL[kind]]
+                    cells += [_ratio(a.get(str(c), {}).get("rps"), b.get(str(c), {}).get("rps"))
+                              for c in conc]
+                    cells += [_ratio(a.get(str(c), {}).get("p50_ms"),
+                                     b.get(str(c), {}).get("p50_ms")) for c in conc]
+                    lines.append("| " + " | ".join(cells) + " |")
+        st = cs["start"]
+        lines += [
+            "",
+            f"**{champ}, one request at a time** (plain sequential client on one keep-alive "
+            "connection, no wrk, no correction; median):",
+            "",
+            f"- in-process `predict(x)` (timeit, same run): {_time(inproc.get('single_s'))}",
+            f"- through `POST {'/v1/bench'}`: {_time(cs['raw_single_p50_s'])}"
+            + (f"; the floor over HTTP: {_time(ref['raw_single_p50_s'])}"
+               if ref and ref.get("raw_single_p50_s") else ""),
+            f"- a batch of 100 in-process: {_time(inproc.get('batch_per_row_s'))} as 100 calls "
+            f"of `predict` (what champion and the floor do), "
+            f"{_time(inproc.get('batch_vectorised_s'))} as one vectorised `predict_proba` "
+            "(what MLflow and BentoML do)",
+            f"- `champion serve` start → /readyz 200: {_time(st.get('serve_ready_s'))}; "
+            f"deploy → first answer: {_time(st.get('deploy_first_answer_s'))} "
+            f"(the deploy call itself {_time(st.get('deploy_s'))}); "
+            f"command start → first answer: {_time(st.get('cold_start_s'))}",
+        ]
+    gone = [(n, s) for n, s in summary.items() if s["status"] != "ok"]
+    if gone:
+        lines += [""]
+        for n, s in gone:
+            lines.append(f"- **{n} {s['status']}**: {(s['reason'] or '').strip()[:600]}")
+    lines += ["", "Versions: " + "; ".join(
+        f"{n}: " + ", ".join(f"{k} {v}" for k, v in e.get("versions", {}).items())
+        for n, e in results["systems"].items() if e.get("versions"))
+        + f"; model: scikit-learn {meta['model']['sklearn']}, numpy {meta['model']['numpy']}."]
+    return "\n".join(lines) + "\n"

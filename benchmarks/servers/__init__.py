@@ -1,0 +1,1 @@
+"""Server programs the suite starts: the floor app and the MLflow/BentoML adapters."""

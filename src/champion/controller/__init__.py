@@ -1,0 +1,1 @@
+"""Background loops that act on experiments."""

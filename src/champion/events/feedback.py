@@ -1,0 +1,136 @@
+"""Feedback items: what the feedback API accepts, checked one by one.
+
+Forms (any may add ``"ts"``, a Unix time):
+
+* ``{"request_id": ..., "reward": r}``: the metric ``reward``
+* ``{"request_id": ..., "metric": "revenue", "value": 9.5}``
+* ``{"request_id": ..., "label": y}``: ground truth, any JSON value (metric ``label``)
+* ``{"request_id": ..., "clicks": [...]}``: clicked items (metric ``clicks``)
+* ``{"unit": "user-7", "metric": ..., "value": ...}``: by unit; add ``"event_id"`` to make a
+  retry idempotent
+
+A request id must be one this server issued (it is signed). Per (request id, metric) the
+first feedback counts; retries are reported as duplicates and not counted again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from champion.events.ids import RequestIds
+
+MAX_ITEMS = 10_000
+METRIC_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
+RESERVED = {"reward", "label", "clicks"}
+
+
+@dataclass
+class ItemError:
+    index: int
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "type": "invalid_feedback", "message": self.message}
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__} {value!r:.40}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number")
+    return number
+
+
+def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[str, Any]:
+    """One feedback row for the store, or ValueError saying what is wrong."""
+    if not isinstance(item, dict):
+        raise ValueError(f"a feedback item is a JSON object, not {type(item).__name__}")
+    request_id = item.get("request_id")
+    unit = item.get("unit")
+    if request_id is None and unit is None:
+        raise ValueError("feedback needs a 'request_id' (or a 'unit')")
+    if request_id is not None and (not isinstance(request_id, str) or not ids.valid(request_id)):
+        raise ValueError(f"request id {str(request_id)[:80]!r} was not issued by this server")
+    if unit is not None and (not isinstance(unit, (str, int)) or isinstance(unit, bool)
+                             or len(str(unit)) > 256):
+        raise ValueError("'unit' must be a string of at most 256 characters")
+    value: float | None = None
+    label: str | None = None
+    kinds = [k for k in ("reward", "label", "clicks", "metric") if k in item]
+    if len(kinds) != 1:
+        raise ValueError(
+            "give exactly one of 'reward', 'label', 'clicks' or 'metric' with 'value'"
+            if kinds else "feedback needs one of 'reward', 'metric' + 'value', 'label', 'clicks'"
+        )
+    kind = kinds[0]
+    if kind == "reward":
+        metric = "reward"
+        value = _number(item["reward"], "'reward'")
+    elif kind == "label":
+        metric = "label"
+        label = orjson.dumps(item["label"]).decode()
+    elif kind == "clicks":
+        metric = "clicks"
+        if not isinstance(item["clicks"], list):
+            raise ValueError("'clicks' must be a list of clicked items")
+        label = orjson.dumps(item["clicks"]).decode()
+        value = float(len(item["clicks"]))
+    else:
+        metric = item["metric"]
+        if not isinstance(metric, str) or not METRIC_RE.match(metric):
+            raise ValueError(f"invalid metric name {str(metric)[:80]!r}: letters, digits, "
+                             "'_', '.', ':', '-', starting with a letter or '_'")
+        if metric in RESERVED:
+            raise ValueError(f"use the {metric!r} field for the metric {metric!r}")
+        if "value" not in item:
+            raise ValueError(f"metric {metric!r} needs a numeric 'value'")
+        value = _number(item["value"], f"the value of metric {metric!r}")
+    ts = item.get("ts", now)
+    ts = _number(ts, "'ts'") if ts is not now else now
+    if request_id is not None:
+        dedup: str | None = request_id
+    elif item.get("event_id") is not None:
+        dedup = f"unit:{unit}:{item['event_id']}"[:320]
+    else:
+        dedup = None
+    return {
+        "ts": ts,
+        "deployment": deployment,
+        "request_id": request_id,
+        "unit": str(unit) if unit is not None else None,
+        "metric": metric,
+        "value": value,
+        "label": label,
+        "dedup": dedup,
+    }
+
+
+def parse_batch(body: Any, deployment: str, ids: RequestIds
+                ) -> tuple[list[tuple[int, dict[str, Any]]], list[ItemError], bool]:
+    """Rows to store (with their indexes), item errors, and whether the body was a batch."""
+    now = time.time()
+    if isinstance(body, list):
+        items, batch = body, True
+    elif isinstance(body, dict) and "feedback" in body:
+        items, batch = body["feedback"], True
+        if not isinstance(items, list):
+            raise ValueError("'feedback' must be a list of feedback items")
+    else:
+        items, batch = [body], False
+    rows: list[tuple[int, dict[str, Any]]] = []
+    errors: list[ItemError] = []
+    for i, item in enumerate(items):
+        try:
+            rows.append((i, parse_item(item, deployment, ids, now)))
+        except ValueError as exc:
+            errors.append(ItemError(i, str(exc)))
+    return rows, errors, batch

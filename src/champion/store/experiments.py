@@ -1,0 +1,212 @@
+"""Experiments in the store: their rows, transitions, shadow answers and report inputs."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+
+from champion.latency import quantiles
+from champion.store import schema as t
+
+Row = dict[str, Any]
+
+ACTIVE = ("running", "paused")
+
+
+class ExperimentConflict(Exception):
+    """Another experiment is already active on the endpoint."""
+
+
+class ExperimentStoreMixin:
+    engine: sa.Engine
+
+    def write(self) -> Any:  # provided by Store
+        raise NotImplementedError
+
+    @staticmethod
+    def _bump(conn: sa.Connection) -> None:  # provided by Store
+        raise NotImplementedError
+
+    def create_experiment(self, row: Row, actor: str) -> None:
+        with self.write() as conn:
+            conn.execute(sa.insert(t.experiments).values(**row))
+            conn.execute(sa.insert(t.experiment_events).values(
+                experiment_id=row["id"], ts=row["created_at"], actor=actor, action="create",
+                from_status=None, to_status=row["status"], reason="", detail={}))
+            self._bump(conn)
+
+    def get_experiment(self, experiment_id: str) -> Row | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.experiments).where(t.experiments.c.id == experiment_id)
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def list_experiments(self, endpoint: str | None = None,
+                         status: str | None = None) -> list[Row]:
+        q = sa.select(t.experiments).order_by(t.experiments.c.created_at.desc())
+        if endpoint is not None:
+            q = q.where(t.experiments.c.endpoint == endpoint)
+        if status is not None:
+            q = q.where(t.experiments.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def active_experiments(self) -> list[Row]:
+        q = sa.select(t.experiments).where(t.experiments.c.active_endpoint.is_not(None))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def transition_experiment(
+        self,
+        experiment_id: str,
+        expect: tuple[str, ...],
+        to_status: str,
+        actor: str,
+        action: str,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+        *,
+        decision: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Row:
+        """Move an experiment between states, recording who, when and why.
+
+        Raises LookupError when it is not in one of ``expect`` and ExperimentConflict when
+        another experiment is active on the same endpoint.
+        """
+        now = time.time()
+        e = t.experiments
+        with self.write() as conn:
+            row = conn.execute(sa.select(e).where(e.c.id == experiment_id)).mappings().first()
+            if row is None:
+                raise KeyError(experiment_id)
+            if row["status"] not in expect:
+                raise LookupError(row["status"])
+            values: dict[str, Any] = {
+                "status": to_status,
+                "active_endpoint": row["endpoint"] if to_status in ACTIVE else None,
+            }
+            if to_status == "running" and row["started_at"] is None:
+                values["started_at"] = now
+            if to_status == "stopped":
+                values["stopped_at"] = now
+            if decision is not None:
+                values["decision"] = decision
+            if state is not None:
+                values["state"] = state
+            if config is not None:
+                values["config"] = config
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.update(e).where(e.c.id == experiment_id).values(**values))
+            except sa.exc.IntegrityError:
+                raise ExperimentConflict(row["endpoint"]) from None
+            conn.execute(sa.insert(t.experiment_events).values(
+                experiment_id=experiment_id, ts=now, actor=actor, action=action,
+                from_status=row["status"], to_status=to_status, reason=reason,
+                detail=detail or {}))
+            self._bump(conn)
+            return {**dict(row), **values}
+
+    def experiment_events(self, experiment_id: str) -> list[Row]:
+        q = (sa.select(t.experiment_events)
+             .where(t.experiment_events.c.experiment_id == experiment_id)
+             .order_by(t.experiment_events.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    # ------------------------------------------------------------ shadow answers
+
+    def insert_shadow_events(self, rows: list[Row]) -> None:
+        if rows:
+            with self.write() as conn:
+                conn.execute(sa.insert(t.shadow_events), rows)
+
+    def shadow_pairs(self, experiment_id: str, limit: int = 100_000) -> list[Row]:
+        """Live and shadow answers of the same requests, newest first, with any label."""
+        r, s, f = t.requests, t.shadow_events, t.feedback
+        label = (sa.select(f.c.label)
+                 .where(f.c.request_id == r.c.request_id, f.c.metric == "label")
+                 .limit(1).scalar_subquery())
+        q = (
+            sa.select(s.c.arm, r.c.output.label("live"), s.c.output.label("shadow"),
+                      r.c.latency_ms.label("live_ms"), s.c.latency_ms.label("shadow_ms"),
+                      r.c.status.label("live_status"), s.c.status.label("shadow_status"),
+                      label.label("label"))
+            .select_from(s.join(r, r.c.request_id == s.c.request_id))
+            .where(s.c.experiment == experiment_id)
+            .order_by(s.c.ts.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(x) for x in conn.execute(q).mappings()]
+
+    # ------------------------------------------------------------ A/B report inputs
+
+    def arm_exposure(self, experiment_id: str) -> dict[str, Row]:
+        """Per arm: requests, units (a request without a unit is its own), errors, latency."""
+        r = t.requests
+        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+        q = (
+            sa.select(r.c.arm, sa.func.count(), sa.func.count(sa.distinct(unit)),
+                      sa.func.sum(sa.case((r.c.status >= 500, 1), else_=0)),
+                      sa.func.avg(r.c.latency_ms))
+            .where(r.c.experiment == experiment_id, r.c.arm.is_not(None))
+            .group_by(r.c.arm)
+        )
+        out: dict[str, Row] = {}
+        with self.engine.connect() as conn:
+            for arm, n, units, errors, mean_ms in conn.execute(q):
+                out[arm] = {"requests": int(n), "units": int(units), "errors": int(errors or 0),
+                            "latency_ms": {"mean": float(mean_ms) if mean_ms else None}}
+            a = t.rollup_arms
+            bins: dict[str, dict[int, int]] = defaultdict(dict)
+            q2 = (sa.select(a.c.arm, a.c.bin, sa.func.sum(a.c.count))
+                  .where(a.c.experiment == experiment_id).group_by(a.c.arm, a.c.bin))
+            for arm, b, count in conn.execute(q2):
+                bins[arm][b] = int(count)
+        for arm, row in out.items():
+            p50, p90, p99 = quantiles(bins.get(arm, {}), (0.5, 0.9, 0.99))
+            row["latency_ms"].update(p50=p50, p90=p90, p99=p99)
+        return out
+
+    def arm_unit_metrics(self, experiment_id: str, endpoint: str) -> list[Row]:
+        """Per arm, unit and metric: the sum, max and whether every value was 0 or 1."""
+        r, f = t.requests, t.feedback
+        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+        q = (
+            sa.select(r.c.arm, unit.label("unit"), f.c.metric, sa.func.sum(f.c.value),
+                      sa.func.max(f.c.value),
+                      sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
+            .select_from(f.join(r, r.c.request_id == f.c.request_id))
+            .where(r.c.experiment == experiment_id, r.c.arm.is_not(None),
+                   f.c.deployment == endpoint, f.c.value.is_not(None))
+            .group_by(r.c.arm, unit, f.c.metric)
+        )
+        with self.engine.connect() as conn:
+            return [{"arm": a, "unit": u, "metric": m, "sum": float(s), "max": float(mx),
+                     "non_binary": int(nb)} for a, u, m, s, mx, nb in conn.execute(q)]
+
+    def unit_covariate(self, endpoint: str, metric: str) -> dict[str, float]:
+        """Per unit: the value of a pre-period covariate sent as unit feedback."""
+        f = t.feedback
+        q = (sa.select(f.c.unit, sa.func.sum(f.c.value))
+             .where(f.c.deployment == endpoint, f.c.metric == metric,
+                    f.c.unit.is_not(None), f.c.request_id.is_(None))
+             .group_by(f.c.unit))
+        with self.engine.connect() as conn:
+            return {u: float(v) for u, v in conn.execute(q)}
+
+    def arm_units(self, experiment_id: str) -> list[tuple[str, str]]:
+        """(arm, unit) of every unit exposed (for CUPED), a request without unit its own."""
+        r = t.requests
+        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+        q = (sa.select(r.c.arm, unit).where(r.c.experiment == experiment_id,
+                                            r.c.arm.is_not(None)).distinct())
+        with self.engine.connect() as conn:
+            return [(a, u) for a, u in conn.execute(q)]

@@ -1,0 +1,391 @@
+"""The request log, the feedback ledger and their rollups: the store's event half."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from champion.latency import bin_of, quantiles
+from champion.store import schema as t
+
+Row = dict[str, Any]
+
+LABEL_KEYS = ("label", "prediction", "class", "y")
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def _label_of(output: Any) -> Any:
+    if isinstance(output, dict):
+        for key in LABEL_KEYS:
+            if key in output:
+                return output[key]
+    return output
+
+
+class LedgerMixin:
+    engine: sa.Engine
+
+    def write(self) -> Any:  # provided by Store
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ request log
+
+    def insert_requests(self, rows: Sequence[Row]) -> None:
+        """Append request events and fold them into the per-minute rollups, atomically."""
+        if not rows:
+            return
+        minutes: dict[tuple[str, int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        bins: dict[tuple[str, int, int, int], int] = defaultdict(int)
+        arm_bins: dict[tuple[str, str, int, int], int] = defaultdict(int)
+        for r in rows:
+            if r.get("experiment") and r.get("arm"):
+                arm_bins[(r["experiment"], r["arm"], int(r["ts"] // 60) * 60,
+                          bin_of(r["latency_ms"]))] += 1
+            key = (r["deployment"], r["version"] or 0, int(r["ts"] // 60) * 60)
+            agg = minutes[key]
+            agg[0] += 1
+            agg[1] += r["status"] >= 500
+            agg[2] += r["latency_ms"]
+            bins[(*key, bin_of(r["latency_ms"]))] += 1
+        with self.write() as conn:
+            for chunk in _chunks(rows, 2000):
+                conn.execute(sa.insert(t.requests), list(chunk))
+            m = t.rollup_minutes
+            ins = _insert(conn, m)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=[m.c.deployment, m.c.version, m.c.minute],
+                    set_={
+                        "requests": m.c.requests + ins.excluded.requests,
+                        "errors": m.c.errors + ins.excluded.errors,
+                        "latency_sum": m.c.latency_sum + ins.excluded.latency_sum,
+                    },
+                ),
+                [
+                    {"deployment": d, "version": v, "minute": mi, "requests": a[0],
+                     "errors": a[1], "latency_sum": a[2]}
+                    for (d, v, mi), a in minutes.items()
+                ],
+            )
+            lat = t.rollup_latency
+            ins = _insert(conn, lat)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=[lat.c.deployment, lat.c.version, lat.c.minute, lat.c.bin],
+                    set_={"count": lat.c.count + ins.excluded.count},
+                ),
+                [
+                    {"deployment": d, "version": v, "minute": mi, "bin": b, "count": c}
+                    for (d, v, mi, b), c in bins.items()
+                ],
+            )
+            if arm_bins:
+                a = t.rollup_arms
+                ins = _insert(conn, a)
+                conn.execute(
+                    ins.on_conflict_do_update(
+                        index_elements=[a.c.experiment, a.c.arm, a.c.minute, a.c.bin],
+                        set_={"count": a.c.count + ins.excluded.count},
+                    ),
+                    [
+                        {"experiment": e, "arm": arm, "minute": mi, "bin": b, "count": c}
+                        for (e, arm, mi, b), c in arm_bins.items()
+                    ],
+                )
+
+    def _request_query(
+        self,
+        deployment: str,
+        since: float | None = None,
+        until: float | None = None,
+        version: int | None = None,
+        status: int | None = None,
+        experiment: str | None = None,
+        unit: str | None = None,
+    ) -> sa.Select[Any]:
+        r = t.requests
+        q = sa.select(r).where(r.c.deployment == deployment)
+        if since is not None:
+            q = q.where(r.c.ts >= since)
+        if until is not None:
+            q = q.where(r.c.ts < until)
+        if version is not None:
+            q = q.where(r.c.version == version)
+        if status is not None:
+            q = q.where(r.c.status == status) if status >= 100 else q.where(
+                r.c.status >= status * 100, r.c.status < status * 100 + 100)
+        if experiment is not None:
+            q = q.where(r.c.experiment == experiment)
+        if unit is not None:
+            q = q.where(r.c.unit == unit)
+        return q
+
+    def query_requests(
+        self,
+        deployment: str,
+        limit: int = 100,
+        since: float | None = None,
+        after: tuple[float, str] | None = None,
+        version: int | None = None,
+        status: int | None = None,
+        newest_first: bool = True,
+        *,
+        until: float | None = None,
+        experiment: str | None = None,
+        unit: str | None = None,
+        with_feedback: bool = False,
+    ) -> list[Row]:
+        r = t.requests
+        q = self._request_query(deployment, since, until, version, status, experiment, unit)
+        if after is not None:
+            ts, rid = after
+            q = q.where(sa.or_(r.c.ts > ts, sa.and_(r.c.ts == ts, r.c.request_id > rid)))
+        order = (r.c.ts.desc(), r.c.request_id.desc()) if newest_first else (
+            r.c.ts.asc(), r.c.request_id.asc())
+        q = q.order_by(*order).limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(x) for x in conn.execute(q).mappings()]
+            if with_feedback and rows:
+                self._attach_feedback(conn, rows)
+        return rows
+
+    @staticmethod
+    def _attach_feedback(conn: sa.Connection, rows: list[Row]) -> None:
+        f = t.feedback
+        by_id = {row["request_id"]: row for row in rows}
+        for row in rows:
+            row["feedback"] = {}
+        for chunk in _chunks(list(by_id), 500):
+            q = sa.select(f.c.request_id, f.c.metric, f.c.value, f.c.label).where(
+                f.c.request_id.in_(chunk))
+            for rid, metric, value, label in conn.execute(q):
+                by_id[rid]["feedback"][metric] = (
+                    value if label is None else orjson.loads(label))
+
+    def iter_requests(self, deployment: str, *, chunk: int = 5000, with_feedback: bool = True,
+                      **filters: Any) -> Iterator[list[Row]]:
+        """Every matching request, oldest first, in chunks (for exports)."""
+        after: tuple[float, str] | None = None
+        while True:
+            rows = self.query_requests(deployment, chunk, after=after, newest_first=False,
+                                       with_feedback=with_feedback, **filters)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            after = (rows[-1]["ts"], rows[-1]["request_id"])
+
+    # ------------------------------------------------------------ feedback
+
+    def insert_feedback(self, items: Sequence[Row]) -> list[bool]:
+        """Store feedback; returns, per item, whether it was new (False: a duplicate)."""
+        if not items:
+            return []
+        f = t.feedback
+        stored: set[tuple[str, str]] = set()
+        with self.write() as conn:
+            for chunk in _chunks(items, 1000):
+                ins = _insert(conn, f).on_conflict_do_nothing(
+                    index_elements=[f.c.deployment, f.c.dedup, f.c.metric]
+                ).returning(f.c.dedup, f.c.metric)
+                for dedup, metric in conn.execute(ins.values(list(chunk))):
+                    stored.add((dedup, metric))
+        fresh: list[bool] = []
+        for item in items:
+            key = (item["dedup"], item["metric"])
+            if item["dedup"] is None:
+                fresh.append(True)
+            elif key in stored:
+                stored.discard(key)  # a repeat within this batch is a duplicate
+                fresh.append(True)
+            else:
+                fresh.append(False)
+        return fresh
+
+    def feedback_rows(self, deployment: str, *, request_id: str | None = None,
+                      unit: str | None = None, limit: int = 1000) -> list[Row]:
+        f = t.feedback
+        q = sa.select(f).where(f.c.deployment == deployment)
+        if request_id is not None:
+            q = q.where(f.c.request_id == request_id)
+        if unit is not None:
+            q = q.where(f.c.unit == unit)
+        q = q.order_by(f.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(x) for x in conn.execute(q).mappings()]
+
+    # ------------------------------------------------------------ metrics
+
+    def metrics(self, deployment: str, since: float, until: float, bucket: int) -> Row:
+        """Per version and time bucket: requests, errors, latency percentiles, feedback."""
+        bucket = max(60, int(bucket) // 60 * 60)
+        lo = int(since // 60) * 60
+        hi = int(math.ceil(until / 60) * 60)
+        m, lat, f, r = t.rollup_minutes, t.rollup_latency, t.feedback, t.requests
+        b_expr = (m.c.minute / bucket) * bucket
+        series: dict[int, dict[int, Row]] = defaultdict(dict)
+        totals: dict[int, Row] = {}
+        bins_by: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
+        bins_total: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+
+        def slot(version: int, start: int) -> Row:
+            cell = series[version].get(start)
+            if cell is None:
+                cell = series[version][start] = {
+                    "start": start, "requests": 0, "errors": 0, "latency_sum": 0.0,
+                    "feedback": {}, "labels": 0, "correct": 0,
+                }
+            return cell
+
+        with self.engine.connect() as conn:
+            q = (
+                sa.select(m.c.version, b_expr.label("b"), sa.func.sum(m.c.requests),
+                          sa.func.sum(m.c.errors), sa.func.sum(m.c.latency_sum))
+                .where(m.c.deployment == deployment, m.c.minute >= lo, m.c.minute < hi)
+                .group_by(m.c.version, "b")
+            )
+            for version, start, n, errors, lat_sum in conn.execute(q):
+                cell = slot(version, int(start))
+                cell["requests"] += int(n)
+                cell["errors"] += int(errors)
+                cell["latency_sum"] += float(lat_sum)
+            lb = (lat.c.minute / bucket) * bucket
+            q2 = (
+                sa.select(lat.c.version, lb.label("b"), lat.c.bin, sa.func.sum(lat.c.count))
+                .where(lat.c.deployment == deployment, lat.c.minute >= lo, lat.c.minute < hi)
+                .group_by(lat.c.version, "b", lat.c.bin)
+            )
+            for version, start, b, count in conn.execute(q2):
+                bins_by[(version, int(start))][b] = int(count)
+                bins_total[version][b] += int(count)
+            rb = (sa.cast(r.c.ts, sa.Integer) / bucket) * bucket
+            q3 = (
+                sa.select(r.c.version, rb.label("b"), f.c.metric, sa.func.count(f.c.value),
+                          sa.func.sum(f.c.value), sa.func.sum(f.c.value * f.c.value))
+                .select_from(f.join(r, r.c.request_id == f.c.request_id))
+                .where(f.c.deployment == deployment, f.c.ts >= since, r.c.ts >= since,
+                       r.c.ts < until, f.c.value.is_not(None))
+                .group_by(r.c.version, "b", f.c.metric)
+            )
+            for version, start, metric, n, value_sum, value_sq in conn.execute(q3):
+                cell = slot(version or 0, int(start))
+                cell["feedback"][metric] = {"count": int(n), "sum": float(value_sum),
+                                            "sum_sq": float(value_sq)}
+            q4 = (
+                sa.select(r.c.version, rb.label("b"), r.c.output, f.c.label)
+                .select_from(f.join(r, r.c.request_id == f.c.request_id))
+                .where(f.c.deployment == deployment, f.c.metric == "label", f.c.ts >= since,
+                       r.c.ts >= since, r.c.ts < until, r.c.status == 200)
+            )
+            for version, start, output, label in conn.execute(q4):
+                cell = slot(version or 0, int(start))
+                cell["labels"] += 1
+                try:
+                    predicted = _label_of(orjson.loads(output)) if output else None
+                except orjson.JSONDecodeError:
+                    predicted = None
+                cell["correct"] += predicted == orjson.loads(label)
+            q5 = (
+                sa.select(f.c.metric, sa.func.count(f.c.value), sa.func.sum(f.c.value))
+                .where(f.c.deployment == deployment, f.c.request_id.is_(None),
+                       f.c.ts >= since, f.c.ts < until, f.c.value.is_not(None))
+                .group_by(f.c.metric)
+            )
+            unit_feedback = {
+                metric: {"count": int(n), "mean": float(s) / int(n) if n else None}
+                for metric, n, s in conn.execute(q5)
+            }
+
+        def finish(cell: Row, bins: dict[int, int]) -> Row:
+            n = cell["requests"]
+            p50, p90, p99 = quantiles(bins, (0.5, 0.9, 0.99))
+            feedback = {
+                k: {"count": v["count"], "mean": v["sum"] / v["count"] if v["count"] else None,
+                    "sum": v["sum"], "sum_sq": v["sum_sq"]}
+                for k, v in sorted(cell["feedback"].items())
+            }
+            out = {
+                "requests": n,
+                "errors": cell["errors"],
+                "error_rate": cell["errors"] / n if n else None,
+                "latency_ms": {"mean": cell["latency_sum"] / n if n else None,
+                               "p50": p50, "p90": p90, "p99": p99},
+                "feedback": feedback,
+                "accuracy": ({"labels": cell["labels"],
+                              "accuracy": cell["correct"] / cell["labels"]}
+                             if cell["labels"] else None),
+            }
+            if "start" in cell:
+                out = {"start": cell["start"], **out}
+            return out
+
+        result_series = []
+        for version in sorted(series):
+            cells = series[version]
+            total: Row = {"requests": 0, "errors": 0, "latency_sum": 0.0, "feedback": {},
+                          "labels": 0, "correct": 0}
+            for cell in cells.values():
+                total["requests"] += cell["requests"]
+                total["errors"] += cell["errors"]
+                total["latency_sum"] += cell["latency_sum"]
+                total["labels"] += cell["labels"]
+                total["correct"] += cell["correct"]
+                for k, v in cell["feedback"].items():
+                    agg = total["feedback"].setdefault(k, {"count": 0, "sum": 0.0, "sum_sq": 0.0})
+                    for key in agg:
+                        agg[key] += v[key]
+            totals[version] = finish(total, bins_total.get(version, {}))
+            result_series.append({
+                "version": version or None,
+                "totals": totals[version],
+                "buckets": [finish(cells[s], bins_by.get((version, s), {}))
+                            for s in sorted(cells)],
+            })
+        return {
+            "deployment": deployment,
+            "since": since,
+            "until": until,
+            "bucket": bucket,
+            "versions": result_series,
+            "unit_feedback": unit_feedback,
+        }
+
+    # ------------------------------------------------------------ retention
+
+    def delete_events_before(self, cutoff: float, batch: int = 5000) -> int:
+        """Delete one bounded batch of events older than ``cutoff``; returns rows deleted."""
+        r, f = t.requests, t.feedback
+        deleted = 0
+        with self.write() as conn:
+            ids = sa.select(r.c.request_id).where(r.c.ts < cutoff).limit(batch).scalar_subquery()
+            deleted += conn.execute(sa.delete(r).where(r.c.request_id.in_(ids))).rowcount or 0
+        with self.write() as conn:
+            fids = sa.select(f.c.id).where(f.c.ts < cutoff).limit(batch).scalar_subquery()
+            deleted += conn.execute(sa.delete(f).where(f.c.id.in_(fids))).rowcount or 0
+        minute = int(cutoff // 60) * 60
+        with self.write() as conn:
+            s = t.shadow_events
+            sids = sa.select(s.c.request_id).where(s.c.ts < cutoff).limit(batch).scalar_subquery()
+            deleted += conn.execute(sa.delete(s).where(s.c.request_id.in_(sids))).rowcount or 0
+        with self.write() as conn:
+            for table in (t.rollup_minutes, t.rollup_latency, t.rollup_arms):
+                deleted += conn.execute(
+                    sa.delete(table).where(table.c.minute < minute)).rowcount or 0
+        return deleted
