@@ -69,7 +69,8 @@ def sync_cli() -> None:
         block = "```text\n" + help_text(args) + "```\n"
         pattern = re.compile(re.escape(title) + r"\n\n```text\n.*?```\n", re.S)
         if pattern.search(text):
-            text = pattern.sub(lambda _m: f"{title}\n\n{block}", text, count=1)
+            replacement = f"{title}\n\n{block}"
+            text = pattern.sub(lambda _m, r=replacement: r, text, count=1)
         else:
             text = text.rstrip("\n") + f"\n\n{title}\n\n{block}"
     path.write_text(text)

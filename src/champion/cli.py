@@ -154,11 +154,13 @@ def run_server(config: Config) -> None:
 @click.option("--timeout", type=float, default=None, help="Call timeout in seconds.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Seconds before idle workers are stopped.")
+@click.option("--batch-max-size", type=int, default=None,
+              help="Above 1: micro-batching; the function takes and returns lists.")
 @client_options
 @handle_errors
 def deploy(target: str, name: str | None, packages: tuple[str, ...], files: tuple[str, ...],
-           workers: int | None, timeout: float | None, idle_timeout: float | None, url: str,
-           token: str | None) -> None:
+           workers: int | None, timeout: float | None, idle_timeout: float | None,
+           batch_max_size: int | None, url: str, token: str | None) -> None:
     """Deploy FILE.py:FUNCTION as a new version (for code kept in a git folder)."""
     path_text, sep, fn_name = target.rpartition(":")
     if not sep or not path_text.endswith(".py"):
@@ -179,7 +181,8 @@ def deploy(target: str, name: str | None, packages: tuple[str, ...], files: tupl
     client = _client(url, token)
     version = client.deploy(
         fn, name, python_packages=packages or None, extra_files=list(files) or None,
-        workers=workers, timeout=timeout, idle_timeout=idle_timeout, root=path.parent,
+        workers=workers, timeout=timeout, idle_timeout=idle_timeout,
+        batch_max_size=batch_max_size, root=path.parent,
     )
     for warning in version.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -315,17 +318,24 @@ def delete(name: str, yes: bool, url: str, token: str | None) -> None:
               help="Largest input or output stored in the log for NAME (0: none).")
 @click.option("--log-redact", multiple=True,
               help="A field whose value is replaced by [redacted] in the log (repeatable).")
+@click.option("--batch-max-size", type=int, default=None,
+              help="Above 1: micro-batching; the function takes and returns lists.")
+@click.option("--batch-max-wait-ms", type=float, default=None,
+              help="With micro-batching: how long a lone request may wait for company.")
 @client_options
 @handle_errors
 def configure(name: str, workers: int | None, timeout: float | None,
               idle_timeout: float | None, log_sample_rate: float | None,
-              log_payload_bytes: int | None, log_redact: tuple[str, ...], url: str,
+              log_payload_bytes: int | None, log_redact: tuple[str, ...],
+              batch_max_size: int | None, batch_max_wait_ms: float | None, url: str,
               token: str | None) -> None:
-    """Change NAME's runtime and request-log settings."""
+    """Change NAME's runtime, batching and request-log settings."""
     settings: dict[str, Any] = {
         k: v for k, v in (("workers", workers), ("timeout", timeout),
                           ("idle_timeout", idle_timeout), ("log_sample_rate", log_sample_rate),
-                          ("log_payload_bytes", log_payload_bytes)) if v is not None}
+                          ("log_payload_bytes", log_payload_bytes),
+                          ("batch_max_size", batch_max_size),
+                          ("batch_max_wait_ms", batch_max_wait_ms)) if v is not None}
     if log_redact:
         settings["log_redact"] = list(log_redact)
     if not settings:

@@ -372,11 +372,12 @@ def test_identical_outputs_agree_fully_with_kappa_one() -> None:
     labels = ["cat", "dog", "bird"] * 100
     report = shadow_report([pair({"label": v}, {"label": v}) for v in labels])
     assert report["kind"] == "classification" and report["error"] is None
-    cls = report["classification"]
-    assert cls["rate"] == 1.0 and cls["kappa"] == 1.0
-    assert cls["confusion"]["labels"] == ["bird", "cat", "dog"]
-    assert cls["confusion"]["counts"] == [[100, 0, 0], [0, 100, 0], [0, 0, 100]]
-    assert cls["flip_rates"] == [0.0, 0.0, 0.0] and cls["accuracy"] is None
+    agreement, confusion = report["agreement"], report["confusion"]
+    assert agreement["rate"] == 1.0 and agreement["kappa"] == 1.0
+    assert confusion["labels"] == ["bird", "cat", "dog"]
+    assert confusion["counts"] == [[100, 0, 0], [0, 100, 0], [0, 0, 100]]
+    assert (confusion["rows"], confusion["columns"]) == ("live", "shadow")
+    assert confusion["flip_rates"] == [0.0, 0.0, 0.0] and report["labels"] is None
     assert report["drift"]["detected"] is False
     assert_json_safe(report)
 
@@ -388,11 +389,12 @@ def test_shadow_flipping_ten_percent_of_labels_agrees_about_ninety_percent() -> 
     other = {"cat": "dog", "dog": "bird", "bird": "cat"}
     shadow = [other[v] if i in flip else v for i, v in enumerate(live)]
     report = shadow_report([pair(a, b) for a, b in zip(live, shadow, strict=True)])
-    cls = report["classification"]
-    assert cls["rate"] == pytest.approx(0.9)
-    assert cls["ci_low"] < 0.9 < cls["ci_high"] and cls["ci_high"] - cls["ci_low"] < 0.03
-    assert 0.8 < cls["kappa"] < 0.9
-    assert sum(map(sum, cls["confusion"]["counts"])) == 2000
+    agreement = report["agreement"]
+    assert agreement["rate"] == pytest.approx(0.9) and agreement["n"] == 2000
+    assert agreement["ci_low"] < 0.9 < agreement["ci_high"]
+    assert agreement["ci_high"] - agreement["ci_low"] < 0.03
+    assert 0.8 < agreement["kappa"] < 0.9
+    assert sum(map(sum, report["confusion"]["counts"])) == 2000
 
 
 def test_regression_with_small_noise_has_small_relative_differences() -> None:
@@ -400,7 +402,7 @@ def test_regression_with_small_noise_has_small_relative_differences() -> None:
     live = rng.uniform(10.0, 100.0, 800)
     shadow = live * (1.0 + rng.normal(0.0, 0.001, 800))
     report = shadow_report([pair(float(a), float(b)) for a, b in zip(live, shadow, strict=True)])
-    assert report["kind"] == "regression" and report["classification"] is None
+    assert report["kind"] == "regression" and report["agreement"] is None
     reg = report["regression"]
     assert reg["n"] == 800
     assert reg["sym_rel_diff"]["p50"] < 0.002 and reg["sym_rel_diff"]["max"] < 0.01
@@ -417,9 +419,9 @@ def test_labels_present_add_accuracy_and_mcnemar() -> None:
     pairs += [pair(0, 0, label=1) for _ in range(10)]
     pairs += [pair(1, 1), pair(0, 0)]
     report = shadow_report(pairs)
-    acc = report["classification"]["accuracy"]
+    acc = report["labels"]
     assert report["counts"]["labelled"] == 100
-    assert acc["n"] == 100 and acc["live"] == 0.6 and acc["shadow"] == 0.8
+    assert acc["n"] == 100 and acc["accuracy_live"] == 0.6 and acc["accuracy_shadow"] == 0.8
     assert acc["difference"] == pytest.approx(0.2)
     assert acc["mcnemar"]["live_only_correct"] == 10
     assert acc["mcnemar"]["shadow_only_correct"] == 30
@@ -468,7 +470,7 @@ def test_failed_calls_are_counted_but_not_compared() -> None:
         "dropped": 10,
         "dropped_rate": 0.5,
     }
-    assert report["classification"]["n"] == 8 and report["latency"]["n"] == 8
+    assert report["agreement"]["n"] == 8 and report["latency"]["n"] == 8
 
 
 def test_field_selects_the_compared_output_of_dict_answers() -> None:
@@ -476,12 +478,12 @@ def test_field_selects_the_compared_output_of_dict_answers() -> None:
         pair({"score": 0.25 + i / 100, "label": "x"}, {"score": 0.25 + i / 100, "label": "y"})
         for i in range(20)
     ]
-    assert shadow_report(pairs)["classification"]["rate"] == 0.0
+    assert shadow_report(pairs)["agreement"]["rate"] == 0.0
     by_score = shadow_report(pairs, field="score")
     assert by_score["kind"] == "regression" and by_score["field"] == "score"
     assert by_score["regression"]["abs_diff"]["max"] == 0.0
     forced = shadow_report(pairs, field="score", kind="classification")
-    assert forced["classification"]["rate"] == 1.0
+    assert forced["agreement"]["rate"] == 1.0
 
 
 def test_latency_is_compared_pair_by_pair() -> None:
@@ -507,7 +509,8 @@ def test_empty_shadow_input_does_not_raise() -> None:
     report = shadow_report([])
     assert report["error"] == "NO_DATA" and report["kind"] is None
     assert report["counts"]["pairs"] == 0 and report["counts"]["live_error_rate"] is None
-    assert report["classification"] is None and report["regression"] is None
+    assert report["agreement"] is None and report["confusion"] is None
+    assert report["labels"] is None and report["regression"] is None
     assert report["latency"]["n"] == 0 and report["latency"]["live"]["p50"] is None
     assert report["drift"] == {"psi": None, "ks": None, "detected": False}
     assert_json_safe(report)

@@ -109,10 +109,16 @@ class Client:
         workers: int | None = None,
         timeout: float | None = None,
         idle_timeout: float | None = None,
+        batch_max_size: int | None = None,
+        batch_max_wait_ms: float | None = None,
         validate: bool = True,
         root: str | Path | None = None,
     ) -> DeployedVersion:
-        """Deploy ``fn`` as the next version of ``name`` (default: the function's name)."""
+        """Deploy ``fn`` as the next version of ``name`` (default: the function's name).
+
+        ``batch_max_size`` > 1 turns on adaptive micro-batching: ``fn`` then takes a list of
+        inputs and returns a list of outputs, and concurrent requests share calls.
+        """
         cap = capture(fn, python_packages=python_packages, extra_files=extra_files, root=root)
         blobs: dict[str, bytes] = {}
         values = {}
@@ -146,7 +152,8 @@ class Client:
             "python_version": cap.python_version,
             "signature": cap.signature,
         }
-        config = {"workers": workers, "timeout": timeout, "idle_timeout": idle_timeout}
+        config = {"workers": workers, "timeout": timeout, "idle_timeout": idle_timeout,
+                  "batch_max_size": batch_max_size, "batch_max_wait_ms": batch_max_wait_ms}
         name = name or cap.function_name
         reply = self._request(
             "POST",

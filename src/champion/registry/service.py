@@ -32,6 +32,8 @@ DEPLOYMENT_CONFIG_KEYS: dict[str, type] = {
     "log_sample_rate": float,
     "log_payload_bytes": int,
     "log_redact": list,
+    "batch_max_size": int,
+    "batch_max_wait_ms": float,
 }
 
 
@@ -81,6 +83,12 @@ def check_config(config: dict[str, Any] | None) -> dict[str, Any]:
         if key == "log_sample_rate":
             if not 0 <= value <= 1:
                 raise BadRequest("deployment setting 'log_sample_rate' is between 0 and 1")
+        elif key == "batch_max_wait_ms":
+            if not 0 <= value <= 1000:
+                raise BadRequest("deployment setting 'batch_max_wait_ms' is between 0 and 1000")
+        elif key == "batch_max_size":
+            if not 1 <= value <= 10_000:
+                raise BadRequest("deployment setting 'batch_max_size' is between 1 and 10000")
         elif key == "log_payload_bytes":
             if value < 0:
                 raise BadRequest("deployment setting 'log_payload_bytes' must be 0 or more")

@@ -1,9 +1,10 @@
 """Worker processes on the server side: start, call, time out, replace, reap.
 
 Each version that is called gets a pool of worker processes (``workers`` per deployment).
-A worker runs one call at a time; callers queue for an idle worker. A call that runs past
-its timeout kills its worker (504) and a fresh one replaces it; a worker that dies fails the
-call it was running (502) and is replaced; nothing else is disturbed.
+A worker runs its calls one at a time, but takes several at once (``depth``) so that it never
+waits for the server between calls. A call that runs past its timeout kills its worker (504
+for it and for the calls queued behind it) and a fresh one replaces it; a worker that dies
+fails the calls in flight on it (502) and is replaced; other versions are not disturbed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import orjson
 
 from champion.errors import ChampionError, ModelError, ModelTimeout, Unavailable, WorkerCrashed
 from champion.runtime import protocol as p
+from champion.runtime.batching import Batcher
 
 log = logging.getLogger("champion.runtime")
 
@@ -46,6 +48,9 @@ class PoolSpec:
     timeout: float = 30.0
     idle_timeout: float | None = None
     load_timeout: float = 120.0
+    depth: int = 16  # calls queued at one worker at once (it runs them one by one)
+    batch_max_size: int = 0  # > 1: micro-batching (runtime/batching.py)
+    batch_max_wait_ms: float = 0.0
 
 
 class Worker:
@@ -58,6 +63,11 @@ class Worker:
         self.next_id = 1
         self.dead = False
         self.pid = 0
+        self.inflight = 0
+        # The worker runs calls in the order sent, so only the oldest one is running: its
+        # timeout clock runs; the next one's starts when it reaches the head.
+        self._timeouts: dict[int, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self._reader_task: asyncio.Task[None] | None = None
 
     async def start(self, artifacts: Path, load_timeout: float) -> None:
@@ -105,6 +115,8 @@ class Worker:
                 length, kind, msg_id = p.HEADER.unpack(head)
                 body = await self.reader.readexactly(length - 5)
                 fut = self.pending.pop(msg_id, None)
+                if self._timeouts.pop(msg_id, None) is not None:
+                    self._arm_timer()
                 if fut is not None and not fut.done():
                     fut.set_result((kind, body))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
@@ -116,12 +128,8 @@ class Worker:
         if not self.dead:
             self.dead = True
             self.pool.worker_exited(self)
-        for fut in self.pending.values():
-            if not fut.done():
-                fut.set_exception(
-                    WorkerCrashed(f"{self.pool.label}: the worker process exited during the call")
-                )
-        self.pending.clear()
+        self._fail_pending(
+            WorkerCrashed(f"{self.pool.label}: the worker process exited during the call"))
         if self.writer is not None:
             self.writer.close()
         if self.proc is not None:
@@ -144,17 +152,39 @@ class Worker:
         self.writer.write(p.frame(kind, msg_id, body))
         return fut
 
+    def _fail_pending(self, exc: ChampionError) -> None:
+        pending, self.pending = self.pending, {}
+        self._timeouts.clear()
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
     async def call(self, body: bytes, timeout: float) -> tuple[int, bytes]:
         fut = self._send(p.CALL, body)
-        try:
-            return await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            self.kill()
-            raise ModelTimeout(
-                f"{self.pool.label} did not answer within {timeout:g} s; its worker was replaced"
-            ) from None
+        self._timeouts[self.next_id - 1] = timeout
+        if len(self._timeouts) == 1:
+            self._arm_timer()
+        return await fut
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._timeouts and not self.dead:
+            timeout = next(iter(self._timeouts.values()))
+            self._timer = asyncio.get_running_loop().call_later(timeout, self._expire, timeout)
+
+    def _expire(self, timeout: float) -> None:
+        """A call ran past its timeout: the worker is replaced, and every call queued at it
+        (which would wait behind the hung one) answers 504 too."""
+        self._fail_pending(ModelTimeout(
+            f"{self.pool.label} did not answer within {timeout:g} s; its worker was replaced"))
+        self.kill()
 
     def kill(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -166,14 +196,17 @@ class Worker:
 
 
 class VersionPool:
-    """The worker processes of one version."""
+    """The worker processes of one version.
+
+    Each worker takes up to ``spec.depth`` calls at once (it runs them in order); a call goes
+    to the least-loaded worker, and waits in line when every worker is full.
+    """
 
     def __init__(self, spec: PoolSpec, artifacts: Path) -> None:
         self.spec = spec
         self.artifacts = artifacts
         self.label = label_of(spec.key)
         self.workers: list[Worker] = []
-        self.idle: deque[Worker] = deque()
         self.waiters: deque[asyncio.Future[Worker]] = deque()
         self.starting = 0
         self.load_error: ChampionError | None = None
@@ -182,11 +215,16 @@ class VersionPool:
         self.restarts = 0
         self.calls = 0
         self._tasks: set[asyncio.Future[None]] = set()
+        self.batcher: Batcher | None = None
 
     def track(self, task: asyncio.Future[None]) -> None:
         """Keep a reference to a background task until it ends."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def inflight(self) -> int:
+        return sum(w.inflight for w in self.workers)
 
     # -------------------------------------------------------------- capacity
 
@@ -221,21 +259,39 @@ class VersionPool:
             return
         self.load_error = None
         self.workers.append(worker)
-        self.release(worker)
+        self._dispatch()
 
     def worker_exited(self, worker: Worker) -> None:
         if worker in self.workers:
             self.workers.remove(worker)
             self.restarts += 1
-        with contextlib.suppress(ValueError):
-            self.idle.remove(worker)
         if not self.closed and self.waiters:
             self.fill()
 
+    def _free_worker(self) -> Worker | None:
+        best: Worker | None = None
+        for w in self.workers:
+            if not w.dead and w.inflight < self.spec.depth and (
+                    best is None or w.inflight < best.inflight):
+                best = w
+        return best
+
+    def _dispatch(self) -> None:
+        """Hand free capacity to the callers waiting in line, first come first served."""
+        while self.waiters:
+            worker = self._free_worker()
+            if worker is None:
+                return
+            fut = self.waiters.popleft()
+            if not fut.done():
+                worker.inflight += 1
+                fut.set_result(worker)
+
     async def acquire(self) -> Worker:
-        while self.idle:
-            worker = self.idle.popleft()
-            if not worker.dead:
+        if not self.waiters:
+            worker = self._free_worker()
+            if worker is not None:
+                worker.inflight += 1
                 return worker
         if self.load_error is not None and not self.workers and not self.starting:
             # Retry loading once per caller burst; surface the error if it fails again.
@@ -245,27 +301,30 @@ class VersionPool:
         self.fill()
         try:
             return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.release(fut.result())  # handed a worker just as we were cancelled
+            raise
         finally:
             with contextlib.suppress(ValueError):
                 self.waiters.remove(fut)
 
     def release(self, worker: Worker) -> None:
+        worker.inflight -= 1
         if worker.dead:
             if not self.closed and self.waiters:
                 self.fill()
             return
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                fut.set_result(worker)
-                return
-        self.idle.append(worker)
+        self._dispatch()
 
     def resize(self, spec: PoolSpec) -> None:
         """Take a changed spec (worker count, timeouts) without disturbing running calls."""
         self.spec = spec
-        while len(self.workers) > spec.workers and self.idle:
-            self.idle.popleft().kill()
+        for worker in [w for w in self.workers if w.inflight == 0]:
+            if len(self.workers) <= spec.workers:
+                break
+            worker.kill()
+        self._dispatch()
 
     # -------------------------------------------------------------- calls
 
@@ -277,17 +336,13 @@ class VersionPool:
             return await worker.call(body, timeout or self.spec.timeout)
         finally:
             self.last_used = time.monotonic()
-            if worker.dead:
-                self.fill()
-            else:
-                self.release(worker)
+            self.release(worker)
 
     async def close(self) -> None:
         self.closed = True
         for worker in list(self.workers):
             worker.kill()
         self.workers.clear()
-        self.idle.clear()
         for fut in self.waiters:
             if not fut.done():
                 fut.set_exception(Unavailable(f"{self.label} was stopped"))
@@ -296,7 +351,8 @@ class VersionPool:
         return {
             "version": self.label,
             "workers": [w.pid for w in self.workers],
-            "idle": len(self.idle),
+            "inflight": self.inflight,
+            "batching": self.batcher.status() if self.batcher else None,
             "waiting": len(self.waiters),
             "restarts": self.restarts,
             "calls": self.calls,
@@ -344,6 +400,14 @@ class Runtime:
         worker = await pool.acquire()
         pool.release(worker)
 
+    async def call_batched(self, spec: PoolSpec, inputs: list[Any]) -> list[Any]:
+        """Outputs for ``inputs`` through the version's micro-batcher."""
+        pool = self.pool(spec)
+        pool.last_used = time.monotonic()
+        if pool.batcher is None:
+            pool.batcher = Batcher(pool)
+        return await pool.batcher.submit(inputs)
+
     async def call(self, spec: PoolSpec, body: bytes, timeout: float | None = None) -> bytes:
         kind, reply = await self.pool(spec).call(body, timeout)
         if kind == p.RESULT:
@@ -374,7 +438,7 @@ class Runtime:
             self._changed.clear()
             now = time.monotonic()
             for key, pool in list(self.pools.items()):
-                busy = len(pool.workers) - len(pool.idle)
+                busy = pool.inflight
                 limit = pool.spec.idle_timeout or self.idle_timeout
                 if busy == 0 and not pool.waiters and now - pool.last_used > limit:
                     log.info("stopping idle workers of %s", pool.label)

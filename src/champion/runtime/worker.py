@@ -91,6 +91,24 @@ def serve(conn: Connection) -> None:
             return  # the server went away
         _kind, msg_id, body = msg
         call = orjson.loads(body)
+        if "vector" in call:  # micro-batched: one call of the function with a list
+            try:
+                outputs = fn(call["vector"])
+                if not isinstance(outputs, (list, tuple)) and hasattr(outputs, "tolist"):
+                    outputs = outputs.tolist()
+                if not isinstance(outputs, (list, tuple)) or len(outputs) != len(
+                        call["vector"]):
+                    raise TypeError(
+                        "with micro-batching on, the function takes a list of inputs and "
+                        f"returns a list of as many outputs; it returned {type(outputs).__name__}"
+                        + (f" of {len(outputs)}" if isinstance(outputs, (list, tuple)) else ""))
+                payload = encode(list(outputs))
+            except Exception as exc:
+                traceback.print_exc()
+                conn.send(p.ERROR, msg_id, _error_body(exc))
+                continue
+            conn.send(p.RESULT, msg_id, payload)
+            continue
         calls = call["calls"]
         ids = call.get("ids")
         index = 0

@@ -39,7 +39,7 @@ from champion.server.http import (
     read_body,
     require_token,
 )
-from champion.server.inference import calls_for
+from champion.server.inference import Call, calls_for
 from champion.server.shadow import ShadowJob, ShadowRunner
 from champion.server.telemetry import Telemetry
 from champion.settings import Config
@@ -89,9 +89,30 @@ class State:
                 workers=int(cfg.get("workers", self.config.workers)),
                 timeout=float(cfg.get("timeout", self.config.timeout)),
                 idle_timeout=cfg.get("idle_timeout"),
+                batch_max_size=int(cfg.get("batch_max_size", 0)),
+                batch_max_wait_ms=float(cfg.get("batch_max_wait_ms", 0.0)),
             )
             self.specs[key] = spec
         return spec
+
+    async def execute(self, target: Target, calls: list[Call], ids: list[Any] | None,
+                      timeout: float | None = None) -> bytes:
+        """Run ``calls`` on ``target``'s workers; the answer's JSON ``data`` as bytes."""
+        spec = self.spec_for(target)
+        if spec.batch_max_size > 1:
+            if any(len(args) != 1 or kwargs for args, kwargs in calls):
+                raise InvalidInput("micro-batching is on for this deployment: its function "
+                                   "takes one parameter (a list of inputs)")
+            outputs = await self.runtime.call_batched(spec, [args[0] for args, _ in calls])
+            if ids is None:
+                return orjson.dumps(outputs[0], option=orjson.OPT_NON_STR_KEYS)
+            return orjson.dumps([[i, y] for i, y in zip(ids, outputs, strict=True)],
+                                option=orjson.OPT_NON_STR_KEYS)
+        try:
+            message = orjson.dumps({"calls": calls, "ids": ids})
+        except orjson.JSONEncodeError:  # read at up to 1024 levels, written at up to 254
+            raise InvalidInput("the data is nested too deeply (over 250 levels)") from None
+        return await self.runtime.call(spec, message, timeout)
 
 
 def _text(value: str, limit: int | None = None) -> str:
@@ -143,11 +164,7 @@ async def infer(request: Request) -> Response:
             target = await st.registry.resolve(name, check_ref(name, ref))
         calls, ids = calls_for(parsed, target.signature)
         batch_size = len(calls)
-        try:
-            message = orjson.dumps({"calls": calls, "ids": ids})
-        except orjson.JSONEncodeError:  # read at up to 1024 levels, written at up to 254
-            raise InvalidInput("the data is nested too deeply (over 250 levels)") from None
-        out = await st.runtime.call(st.spec_for(target), message)
+        out = await st.execute(target, calls, ids)
     except Exception as caught:
         exc = caught if isinstance(caught, ChampionError) else None
         if exc is None:  # a bug of ours: answered and logged like any failed call
@@ -218,10 +235,7 @@ async def _mirror(st: State, active: Active, decision: RoutingDecision, request_
             arm = active.arms[name]
             target = await st.registry.resolve(arm.deployment, str(arm.version))
             calls, ids = calls_for(parsed, target.signature)
-            message = orjson.dumps({"calls": calls, "ids": ids})
-            spec = st.spec_for(target)
-            st.shadows.submit(ShadowJob(active.id, name, target.label, request_id, spec,
-                                        message, spec.timeout))
+            st.shadows.submit(ShadowJob(active.id, name, target, request_id, calls, ids))
         except Exception:
             st.shadows.failed[active.id] += 1
             log.warning("could not mirror %s to %s", request_id, name, exc_info=True)
@@ -344,7 +358,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> Starlette:
         )
         st.shadow_events = EventWriter(store, config.log_flush_ms,
                                        insert=store.insert_shadow_events)
-        st.shadows = ShadowRunner(st.runtime, st.shadow_events,
+        st.shadows = ShadowRunner(st.execute, st.shadow_events,
                                   payload_cap=config.log_payload_bytes)
         await st.registry.refresh(force=True)
         st.runtime.start()
@@ -369,7 +383,10 @@ def create_app(config: Config, *, announce_token: bool = True) -> Starlette:
             await st.runtime.close()
             await asyncio.to_thread(store.close)
 
-    routes = [
+    routes = [  # inference first: Starlette tries the routes in order
+        Route("/v1/{name}", infer, methods=["POST"]),
+        Route("/v1/{name}/feedback", observe.feedback, methods=["POST"]),
+        Route("/v1/{name}/{ref}", infer, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", observe.prometheus, methods=["GET"]),
@@ -377,9 +394,6 @@ def create_app(config: Config, *, announce_token: bool = True) -> Starlette:
         *experiments.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
-        Route("/v1/{name}/feedback", observe.feedback, methods=["POST"]),
-        Route("/v1/{name}", infer, methods=["POST"]),
-        Route("/v1/{name}/{ref}", infer, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

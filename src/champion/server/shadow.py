@@ -13,14 +13,16 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from champion.errors import ChampionError
 
 if TYPE_CHECKING:
     from champion.events.writer import EventWriter
-    from champion.runtime.pool import PoolSpec, Runtime
+    from champion.registry import Target
+    from champion.server.inference import Call
 
 log = logging.getLogger("champion.shadow")
 
@@ -29,19 +31,24 @@ log = logging.getLogger("champion.shadow")
 class ShadowJob:
     experiment: str
     arm: str
-    variant: str
+    target: Target
     request_id: str
-    spec: PoolSpec
-    payload: bytes
-    timeout: float
+    calls: list[Call]
+    ids: list[Any] | None
+
+
+Execute = Callable[[Any, list[Any], list[Any] | None], Awaitable[bytes]]
 
 
 class ShadowRunner:
-    def __init__(self, runtime: Runtime, writer: EventWriter, *, queue_size: int = 1000,
-                 concurrency: int = 4, payload_cap: int = 65536) -> None:
-        self.runtime = runtime
+    def __init__(self, execute: Execute, writer: EventWriter, *, queue_size: int = 1000,
+                 concurrency: int = 2, payload_cap: int = 65536) -> None:
+        self.execute = execute
         self.writer = writer
-        self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=queue_size)
+        # One bounded queue and its consumers per shadow variant: a slow shadow backs up
+        # (and drops) its own calls only.
+        self.queue_size = queue_size
+        self.queues: dict[tuple[str, str], asyncio.Queue[ShadowJob]] = {}
         self.concurrency = concurrency
         self.payload_cap = payload_cap
         self.dropped: dict[str, int] = defaultdict(int)
@@ -50,27 +57,31 @@ class ShadowRunner:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._consume())
-                           for _ in range(self.concurrency)]
+        """Nothing to start up front: queues and their consumers come with the first job."""
 
     def submit(self, job: ShadowJob) -> bool:
+        key = (job.experiment, job.arm)
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = asyncio.Queue(maxsize=self.queue_size)
+            self._tasks += [asyncio.create_task(self._consume(queue))
+                            for _ in range(self.concurrency)]
         try:
-            self.queue.put_nowait(job)
+            queue.put_nowait(job)
         except asyncio.QueueFull:
             self.dropped[job.experiment] += 1
             return False
         return True
 
-    async def _consume(self) -> None:
+    async def _consume(self, queue: asyncio.Queue[ShadowJob]) -> None:
         while True:
-            job = await self.queue.get()
+            job = await queue.get()
             try:
                 await self._run(job)
             except Exception:  # observers never break anything
                 log.exception("shadow call for %s failed", job.request_id)
             finally:
-                self.queue.task_done()
+                queue.task_done()
 
     async def _run(self, job: ShadowJob) -> None:
         started = time.perf_counter()
@@ -78,7 +89,7 @@ class ShadowRunner:
         error: str | None = None
         status = 200
         try:
-            out = await self.runtime.call(job.spec, job.payload, job.timeout)
+            out = await self.execute(job.target, job.calls, job.ids)
             output = out[: self.payload_cap].decode("utf-8", "replace")
         except ChampionError as exc:
             status, error = exc.status_code, f"{exc.type_name}: {exc.message}"
@@ -89,7 +100,7 @@ class ShadowRunner:
             "arm": job.arm,
             "experiment": job.experiment,
             "ts": time.time(),
-            "variant": job.variant,
+            "variant": job.target.label,
             "status": status,
             "latency_ms": (time.perf_counter() - started) * 1000,
             "output": output,
@@ -108,4 +119,5 @@ class ShadowRunner:
         return {"mirrored": self.sent.get(experiment, 0),
                 "dropped": self.dropped.get(experiment, 0),
                 "failed": self.failed.get(experiment, 0),
-                "queued": self.queue.qsize()}
+                "queued": sum(q.qsize() for (e, _), q in self.queues.items()
+                              if e == experiment)}
