@@ -214,6 +214,48 @@ class Champion(System):
         return _dist_versions("champion", "starlette", "uvicorn", "uvloop", "httptools")
 
 
+class ChampionNoLog(Champion):
+    name = "champion-nolog"
+    title = "champion with the request log off (--no-request-log)"
+    raw_latency = False
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        launch = super().launch(ctx, port, run_id)
+        launch.argv.append("--no-request-log")
+        return launch
+
+
+class ChampionAB(Champion):
+    name = "champion-ab"
+    title = "champion, endpoint with a running 50/50 A/B experiment, request logging on"
+    raw_latency = False
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.predict, self.deployment)
+        client.deploy(m.predict, self.deployment)
+        client.create_experiment(self.deployment, "ab", {"control": 1, "candidate": 2})
+
+
+class ChampionShadow(Champion):
+    name = "champion-shadow"
+    title = "champion, endpoint with a shadow variant of equal cost (100 % mirrored)"
+    raw_latency = True
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.predict, self.deployment)
+        client.deploy(m.predict, self.deployment)
+        client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2})
+
+
+class ChampionBatched(Champion):
+    name = "champion-batched"
+    title = "champion with adaptive micro-batching (batch_max_size 64, vectorised function)"
+    raw_latency = False
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.predict_many, self.deployment, batch_max_size=64)
+
+
 # ---------------------------------------------------------------------------- others
 
 # The same scikit-learn and numpy as champion's environment, so the pickle loads unchanged.
@@ -315,7 +357,8 @@ class BentoML(External):
 
 
 SYSTEMS: dict[str, type[System]] = {
-    cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, MLflow, BentoML)
+    cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
+                              ChampionAB, ChampionShadow, ChampionBatched, MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system
 

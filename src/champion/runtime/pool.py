@@ -48,7 +48,7 @@ class PoolSpec:
     timeout: float = 30.0
     idle_timeout: float | None = None
     load_timeout: float = 120.0
-    depth: int = 16  # calls queued at one worker at once (it runs them one by one)
+    depth: int = 16  # calls sent to one worker at once (it runs them one by one)
     batch_max_size: int = 0  # > 1: micro-batching (runtime/batching.py)
     batch_max_wait_ms: float = 0.0
 
@@ -64,6 +64,7 @@ class Worker:
         self.dead = False
         self.pid = 0
         self.inflight = 0
+        self._outbox: list[bytes] = []
         # The worker runs calls in the order sent, so only the oldest one is running: its
         # timeout clock runs; the next one's starts when it reaches the head.
         self._timeouts: dict[int, float] = {}
@@ -147,10 +148,20 @@ class Worker:
             raise WorkerCrashed(f"{self.pool.label}: the worker process is gone")
         msg_id = self.next_id
         self.next_id += 1
-        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         self.pending[msg_id] = fut
-        self.writer.write(p.frame(kind, msg_id, body))
+        # Frames sent in the same turn of the event loop leave in one write: a socket write
+        # (and the wake-up of the worker it causes) is the dearest step of the hot path.
+        self._outbox.append(p.frame(kind, msg_id, body))
+        if len(self._outbox) == 1:
+            loop.call_soon(self._flush)
         return fut
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        if frames and self.writer is not None and not self.dead:
+            self.writer.write(b"".join(frames) if len(frames) > 1 else frames[0])
 
     def _fail_pending(self, exc: ChampionError) -> None:
         pending, self.pending = self.pending, {}
@@ -269,9 +280,12 @@ class VersionPool:
             self.fill()
 
     def _free_worker(self) -> Worker | None:
+        # While more workers are on their way, queue here rather than behind a busy worker,
+        # so that the newcomers take their share.
+        depth = 1 if self.starting else self.spec.depth
         best: Worker | None = None
         for w in self.workers:
-            if not w.dead and w.inflight < self.spec.depth and (
+            if not w.dead and w.inflight < depth and (
                     best is None or w.inflight < best.inflight):
                 best = w
         return best
