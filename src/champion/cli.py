@@ -739,7 +739,11 @@ def apply(path: str, url: str, token: str | None) -> None:
                 if spec.get("name") and e["name"] == spec["name"] and e["status"] != "stopped"]
     if existing:
         e = existing[0]
-        if e["strategy"] == "ab" and spec.get("weights") and spec["weights"] != e["weights"]:
+        wanted = spec.get("weights") or {}
+        total = sum(float(v) for v in wanted.values()) or 1.0
+        changed = any(abs(float(v) / total - e.get("weights", {}).get(k, -1)) > 1e-9
+                      for k, v in wanted.items())
+        if e["strategy"] == "ab" and wanted and changed:
             e = client.reweight(e["id"], spec["weights"], reason=f"apply {path}")
             console.print("weights updated", highlight=False)
         else:

@@ -16,8 +16,8 @@ def _f(value: Any, spec: str = ".4g") -> str:
 def _ci(effect: dict[str, Any] | None, spec: str = ".3g") -> str:
     if not effect or effect.get("estimate") is None:
         return "-"
-    ci = effect.get("ci") or [None, None]
-    return f"{effect['estimate']:{spec}} [{_f(ci[0], spec)}, {_f(ci[1], spec)}]"
+    return (f"{effect['estimate']:{spec}} [{_f(effect.get('ci_low'), spec)}, "
+            f"{_f(effect.get('ci_high'), spec)}]")
 
 
 def render_report(data: dict[str, Any], console: Console) -> None:

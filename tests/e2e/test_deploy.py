@@ -134,3 +134,17 @@ def test_package_missing_on_server_fails_the_deploy_naming_it(client, unique_nam
     with pytest.raises(DeployError, match="no_such_package_xyz"):
         client._request("POST", f"/api/deployments/{unique_name}/versions",
                         json={"manifest": manifest, "source": ""})
+
+
+def read_vocab(word):
+    with open("vocab.txt") as f:
+        return word in f.read().split()
+
+
+def test_shipped_files_open_by_their_relative_path(client, unique_name, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("apple\nbanana\n")
+    client.deploy(read_vocab, unique_name, extra_files={"vocab.txt": vocab})
+    assert client.predict(unique_name, "apple") is True
+    assert client.predict(unique_name, "cherry") is False
+    assert "vocab.txt" in client.version(unique_name, 1)["files"]

@@ -67,6 +67,13 @@ def test_ab_split_is_weighted_sticky_and_reweighting_moves_only_what_it_must(
 
     rows = client.logs(name, limit=5)
     assert rows[0]["experiment"] == e["id"] and rows[0]["arm"] in ("control", "candidate")
+    # The SRM check counts the units seen since the re-weighting, against the new weights.
+    for _ in range(100):
+        report = client.report(e["id"])
+        if sum(report["srm"]["observed"].values()) >= 5000:
+            break
+        time.sleep(0.05)
+    assert report["srm"]["fired"] is False, report["srm"]["message"]
     client.stop_experiment(e["id"])
 
 
@@ -158,6 +165,9 @@ def test_lifecycle_is_recorded_and_one_experiment_runs_per_endpoint(client, two_
                                                          "candidate": f"{name}:2"}
     assert client.predict(name, 0) == 1  # a draft does not route
     client.start_experiment(e["id"], reason="go")
+    with pytest.raises(Conflict, match="already has a running experiment"):
+        client.create_experiment(name, "ab", {"a": 1, "b": 2})
+    assert len(client.experiments(name)) == 1  # the refused one left no draft behind
     other = client.create_experiment(name, "ab", {"a": 1, "b": 2}, start=False)
     with pytest.raises(Conflict, match="already has a running experiment"):
         client.start_experiment(other["id"])

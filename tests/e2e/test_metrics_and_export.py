@@ -62,7 +62,12 @@ def test_metrics_report_requests_errors_latency_feedback_and_accuracy(client, tr
     assert by_version[2]["feedback"]["reward"]["mean"] == 1.0
     # Outputs are 1 for x > 0, i.e. for 9 of the 20 inputs -10..9.
     assert by_version[1]["accuracy"] == {"labels": 20, "accuracy": 9 / 20}
-    assert sum(len(s["buckets"]) for s in data["versions"]) >= 2
+    for series in data["versions"]:
+        buckets = series["buckets"]
+        # A few seconds of traffic fall in at most two 5-minute buckets, on the bucket grid.
+        assert 1 <= len(buckets) <= 2
+        assert all(b["start"] % 300 == 0 and b["requests"] > 0 for b in buckets)
+        assert sum(b["feedback"]["reward"]["count"] for b in buckets) == 20
 
 
 def test_metrics_reject_bad_parameters(client, traffic):

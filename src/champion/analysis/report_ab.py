@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,9 +190,14 @@ def _resolve(arms: Sequence[ArmData]) -> dict[str, dict[str, _ArmMetric]]:
 # --------------------------------------------------------------------------- A/B: sections
 
 
-def _srm_section(arms: Sequence[ArmData], threshold: float) -> tuple[dict[str, Any], bool]:
+def _srm_section(arms: Sequence[ArmData], threshold: float,
+                 observed_units: Mapping[str, int] | None = None
+                 ) -> tuple[dict[str, Any], bool]:
     basis = "units" if any(a.units > 0 for a in arms) else "requests"
     counts = [a.units if basis == "units" else a.requests for a in arms]
+    if observed_units is not None:  # e.g. only units seen since the last re-weighting
+        basis = "units"
+        counts = [int(observed_units.get(a.name, 0)) for a in arms]
     r: SRMResult = srm_check(counts, [a.weight for a in arms], threshold=threshold)
     observed = {a.name: c for a, c in zip(arms, counts, strict=True)}
     expected = {a.name: e for a, e in zip(arms, r.expected, strict=True)}
@@ -464,6 +469,7 @@ def ab_report(
     mde: float = 0.05,
     power: float = 0.8,
     srm_threshold: float = 0.001,
+    srm_units: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """A/B report: SRM, per-arm summaries, per (candidate, metric) comparisons, decision.
 
@@ -481,7 +487,7 @@ def ab_report(
     _validate_ab(arms, control, guardrails)
 
     resolved = _resolve(arms)
-    srm, srm_fired = _srm_section(arms, srm_threshold)
+    srm, srm_fired = _srm_section(arms, srm_threshold, srm_units)
     increase_bad = {g.metric for g in guardrails if g.bad == "increase"} | {ERROR_RATE}
     candidates = [a.name for a in arms if a.name != control]
     comparisons: list[dict[str, Any]] = []

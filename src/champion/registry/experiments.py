@@ -68,9 +68,14 @@ def new_id() -> str:
 def build_active(row: Mapping[str, Any]) -> Active:
     config = row["config"]
     arms = {name: Arm(name, *_split(label)) for name, label in config["variants"].items()}
-    policy = create_policy(row["strategy"], {**config["policy"], **(row["state"] or {})})
+    policy = create_policy(row["strategy"], _policy_config(row))
     return Active(row["id"], row["endpoint"], row["strategy"], row["status"], policy, arms,
                   config)
+
+
+def _policy_config(row: Mapping[str, Any]) -> dict[str, Any]:
+    state = {k: v for k, v in (row["state"] or {}).items() if k in ("weights", "owner_runs")}
+    return {**row["config"]["policy"], **state}
 
 
 def _split(label: str) -> tuple[str, int]:
@@ -98,7 +103,7 @@ def public(row: Mapping[str, Any]) -> dict[str, Any]:
         "alpha": config.get("alpha", 0.05),
     }
     if row["strategy"] == "ab":
-        policy = {**config["policy"], **(row["state"] or {})}
+        policy = _policy_config(row)
         out["weights"] = dict(zip(policy["variants"], policy["weights"], strict=True))
     if row["strategy"] == "shadow":
         out["shadow"] = config.get("shadow", {})
@@ -177,7 +182,7 @@ class Experiments:
                     raise BadRequest(f"'weights' needs one weight per variant: {names}")
                 policy = create_policy("ab", {
                     "variants": names, "weights": [float(weights_in[n]) for n in names],
-                    "salt": salt, "coverage": float(body.get("coverage", 1.0))})
+                    "salt": salt})
             else:
                 shadow = body.get("shadow") or {}
                 percent = float(shadow.get("percent", body.get("percent", 100.0)))
@@ -201,6 +206,9 @@ class Experiments:
             "created_at": time.time(),
             "created_by": actor,
         }
+        if body.get("start") and self.registry.experiment_for(endpoint) is not None:
+            raise Conflict(f"endpoint {endpoint!r} already has a running experiment; "
+                           "stop it first")
         await asyncio.to_thread(self.store.create_experiment, row, actor)
         if body.get("start"):
             return await self.transition(row["id"], "start", actor, str(body.get("reason", "")))
@@ -272,7 +280,7 @@ class Experiments:
             raise BadRequest("only A/B experiments have weights")
         if row["status"] == "stopped":
             raise Conflict(f"experiment {experiment_id} is stopped")
-        current = create_policy("ab", {**row["config"]["policy"], **(row["state"] or {})})
+        current = create_policy("ab", _policy_config(row))
         assert isinstance(current, ABPolicy)
         names = list(current.variants)
         if set(weights) != set(names):
@@ -281,7 +289,10 @@ class Experiments:
             new = current.reweighted([float(weights[n]) for n in names])
         except ValueError as exc:
             raise BadRequest(f"invalid weights: {exc}") from None
-        state = {"weights": list(new.weights), "owner_runs": new.to_config()["owner_runs"]}
+        # Units seen since now are all assigned under the new weights: the SRM check counts
+        # those, against these weights.
+        state = {"weights": list(new.weights), "owner_runs": new.to_config()["owner_runs"],
+                 "reweighted_at": time.time()}
         status = row["status"]
         updated = await asyncio.to_thread(
             self.store.transition_experiment, experiment_id, (status,), status, actor,

@@ -82,7 +82,8 @@ def _weights(row: dict[str, Any]) -> dict[str, float]:
     config = row["config"]
     if row["strategy"] != "ab":
         return {n: 1.0 for n in config["variants"]}
-    policy = {**config["policy"], **(row["state"] or {})}
+    policy = {**config["policy"], **{k: v for k, v in (row["state"] or {}).items()
+                                     if k in ("weights", "owner_runs")}}
     return dict(zip(policy["variants"], map(float, policy["weights"]), strict=True))
 
 
@@ -92,8 +93,13 @@ def build_ab(store: Store, row: dict[str, Any]) -> dict[str, Any]:
     arms = gather_ab(store, row)
     guardrails = [Guardrail(g["metric"], g.get("bad", "decrease"))
                   for g in metrics.get("guardrails", []) or []]
+    since = (row["state"] or {}).get("reweighted_at")
+    srm_units = store.arm_units_since(row["id"], since) if since else None
     report = ab_report(arms, config["control"], alpha=float(config.get("alpha", 0.05)),
-                       primary=metrics.get("primary"), guardrails=guardrails)
+                       primary=metrics.get("primary"), guardrails=guardrails,
+                       srm_units=srm_units)
+    if since:
+        report["srm"]["since"] = since
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import linecache
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -22,6 +23,7 @@ def load_function(manifest: dict[str, Any], read_blob: Callable[[str], bytes]) -
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(read_blob(digest))
         sys.path.insert(0, str(workdir))
+        os.chdir(workdir)  # files shipped with the version open by their relative paths
 
     namespace: dict[str, Any] = {"__name__": "__champion__", "__builtins__": __builtins__}
     for stmt in manifest.get("imports", []):

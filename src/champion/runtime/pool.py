@@ -345,9 +345,21 @@ class VersionPool:
     async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]:
         self.last_used = time.monotonic()
         self.calls += 1
-        worker = await self.acquire()
+        limit = timeout or self.spec.timeout
+        worker = None
+        if not self.waiters:
+            worker = self._free_worker()
+            if worker is not None:
+                worker.inflight += 1
+        if worker is None:
+            try:
+                worker = await asyncio.wait_for(self.acquire(), max(limit, self.spec.load_timeout
+                                                                    if not self.workers else 0))
+            except TimeoutError:
+                raise Unavailable(f"every worker of {self.label} stayed busy for {limit:g} s; "
+                                  "add workers or slow down") from None
         try:
-            return await worker.call(body, timeout or self.spec.timeout)
+            return await worker.call(body, limit)
         finally:
             self.last_used = time.monotonic()
             self.release(worker)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -41,17 +40,12 @@ def encode(value: Any) -> bytes:
 
 
 class Connection:
-    """Frames over the socket pair. Answers wait while more calls are already buffered
-    (briefly: at most ``HOLD_S``), so a burst of calls costs one write, and one wake-up of
-    the server, instead of one each."""
-
-    HOLD_S = 0.0005
+    """Frames over the socket pair, read through a buffer (one recv brings every call the
+    server has sent), each answer written as soon as it is ready."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
-        self.out: list[bytes] = []
-        self.held_since = 0.0
 
     def _frame_ready(self) -> bool:
         if len(self.buf) < p.HEADER.size:
@@ -60,29 +54,18 @@ class Connection:
         return len(self.buf) >= 4 + length
 
     def recv(self) -> tuple[int, int, bytes] | None:
-        if not self._frame_ready():
-            self.flush()
-            while not self._frame_ready():
-                chunk = self.sock.recv(262144)
-                if not chunk:
-                    return None
-                self.buf += chunk
+        while not self._frame_ready():
+            chunk = self.sock.recv(262144)
+            if not chunk:
+                return None
+            self.buf += chunk
         length, kind, msg_id = p.HEADER.unpack_from(self.buf)
         body = bytes(self.buf[p.HEADER.size : 4 + length])
         del self.buf[: 4 + length]
         return kind, msg_id, body
 
     def send(self, kind: int, msg_id: int, body: bytes) -> None:
-        if not self.out:
-            self.held_since = time.perf_counter()
-        self.out.append(p.frame(kind, msg_id, body))
-        if not self._frame_ready() or time.perf_counter() - self.held_since > self.HOLD_S:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.out:
-            self.sock.sendall(b"".join(self.out))
-            self.out = []
+        self.sock.sendall(p.frame(kind, msg_id, body))
 
 
 def _error_body(exc: BaseException, index: int | None = None) -> bytes:

@@ -148,6 +148,16 @@ class ExperimentStoreMixin:
 
     # ------------------------------------------------------------ A/B report inputs
 
+    def arm_units_since(self, experiment_id: str, since: float) -> dict[str, int]:
+        """Per arm: distinct units with a request at or after ``since``."""
+        r = t.requests
+        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+        q = (sa.select(r.c.arm, sa.func.count(sa.distinct(unit)))
+             .where(r.c.experiment == experiment_id, r.c.arm.is_not(None), r.c.ts >= since)
+             .group_by(r.c.arm))
+        with self.engine.connect() as conn:
+            return {arm: int(n) for arm, n in conn.execute(q)}
+
     def arm_exposure(self, experiment_id: str) -> dict[str, Row]:
         """Per arm: requests, units (a request without a unit is its own), errors, latency."""
         r = t.requests

@@ -252,7 +252,9 @@ class LedgerMixin:
         lo = int(since // 60) * 60
         hi = int(math.ceil(until / 60) * 60)
         m, lat, f, r = t.rollup_minutes, t.rollup_latency, t.feedback, t.requests
-        b_expr = (m.c.minute / bucket) * bucket
+        # Integer bucketing with % (SQLAlchemy 2's / is true division; FLOOR is not in
+        # every SQLite build).
+        b_expr = m.c.minute - m.c.minute % bucket
         series: dict[int, dict[int, Row]] = defaultdict(dict)
         totals: dict[int, Row] = {}
         bins_by: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
@@ -279,7 +281,7 @@ class LedgerMixin:
                 cell["requests"] += int(n)
                 cell["errors"] += int(errors)
                 cell["latency_sum"] += float(lat_sum)
-            lb = (lat.c.minute / bucket) * bucket
+            lb = lat.c.minute - lat.c.minute % bucket
             q2 = (
                 sa.select(lat.c.version, lb.label("b"), lat.c.bin, sa.func.sum(lat.c.count))
                 .where(lat.c.deployment == deployment, lat.c.minute >= lo, lat.c.minute < hi)
@@ -288,7 +290,8 @@ class LedgerMixin:
             for version, start, b, count in conn.execute(q2):
                 bins_by[(version, int(start))][b] = int(count)
                 bins_total[version][b] += int(count)
-            rb = (sa.cast(r.c.ts, sa.Integer) / bucket) * bucket
+            ts_int = sa.cast(r.c.ts, sa.Integer)
+            rb = ts_int - ts_int % bucket
             q3 = (
                 sa.select(r.c.version, rb.label("b"), f.c.metric, sa.func.count(f.c.value),
                           sa.func.sum(f.c.value), sa.func.sum(f.c.value * f.c.value))
