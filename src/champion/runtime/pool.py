@@ -49,6 +49,7 @@ class PoolSpec:
     idle_timeout: float | None = None
     load_timeout: float = 120.0
     depth: int = 16  # calls sent to one worker at once (it runs them one by one)
+    nice: int = 0  # > 0: a background pool (shadow calls), its workers at lower CPU priority
     batch_max_size: int = 0  # > 1: micro-batching (runtime/batching.py)
     batch_max_wait_ms: float = 0.0
 
@@ -86,6 +87,9 @@ class Worker:
         finally:
             child.close()
         self.pid = self.proc.pid
+        if self.pool.spec.nice:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self.pid, self.pool.spec.nice)
         self.reader, self.writer = await asyncio.open_unix_connection(sock=parent)
         self._reader_task = asyncio.create_task(self._read_loop())
         body = orjson.dumps({"manifest": self.pool.spec.manifest, "artifacts": str(artifacts)})
@@ -393,6 +397,9 @@ class Runtime:
         self.artifacts = artifacts
         self.idle_timeout = idle_timeout
         self.pools: dict[VersionKey, VersionPool] = {}
+        # Shadow calls run in pools of their own, at lower CPU priority, so that on a busy
+        # machine the live answer's worker gets the processor first.
+        self.background: dict[VersionKey, VersionPool] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # a pool came or changed: the reaper re-plans
 
@@ -400,10 +407,17 @@ class Runtime:
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle())
 
+    def _all(self) -> list[tuple[dict[VersionKey, VersionPool], VersionKey, VersionPool]]:
+        return [(d, k, p) for d in (self.pools, self.background) for k, p in d.items()]
+
+    def versions(self) -> set[VersionKey]:
+        return set(self.pools) | set(self.background)
+
     def pool(self, spec: PoolSpec) -> VersionPool:
-        pool = self.pools.get(spec.key)
+        pools = self.background if spec.nice else self.pools
+        pool = pools.get(spec.key)
         if pool is None or pool.closed:
-            pool = self.pools[spec.key] = VersionPool(spec, self.artifacts)
+            pool = pools[spec.key] = VersionPool(spec, self.artifacts)
             self._changed.set()
         elif pool.spec is not spec and pool.spec != spec:
             pool.resize(spec)
@@ -444,18 +458,19 @@ class Runtime:
         raise ModelError(f"{err['type']}: {err['message']}{where}", exception=err["type"])
 
     async def stop(self, key: VersionKey) -> None:
-        pool = self.pools.pop(key, None)
-        if pool is not None:
-            await pool.close()
+        for pools in (self.pools, self.background):
+            pool = pools.pop(key, None)
+            if pool is not None:
+                await pool.close()
 
     async def stop_deployment(self, name: str) -> None:
-        for key in [k for k in self.pools if k[0] == name]:
+        for key in [k for k in self.versions() if k[0] == name]:
             await self.stop(key)
 
     async def _reap_idle(self) -> None:
         while True:
             shortest = min(
-                [self.idle_timeout] + [p.spec.idle_timeout or 1e9 for p in self.pools.values()]
+                [self.idle_timeout] + [p.spec.idle_timeout or 1e9 for _, _, p in self._all()]
             )
             # Sleep a quarter of the shortest idle timeout, but wake when a pool with a
             # shorter one appears, or it would wait out the longer interval first.
@@ -463,19 +478,22 @@ class Runtime:
                 await asyncio.wait_for(self._changed.wait(), min(5.0, max(0.2, shortest / 4)))
             self._changed.clear()
             now = time.monotonic()
-            for key, pool in list(self.pools.items()):
+            for pools, key, pool in self._all():
                 busy = pool.inflight
                 limit = pool.spec.idle_timeout or self.idle_timeout
                 if busy == 0 and not pool.waiters and now - pool.last_used > limit:
                     log.info("stopping idle workers of %s", pool.label)
-                    await self.stop(key)
+                    if pools.get(key) is pool:
+                        del pools[key]
+                    await pool.close()
 
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
-        for key in list(self.pools):
+        for key in self.versions():
             await self.stop(key)
 
     def status(self) -> list[dict[str, Any]]:
-        return [pool.status() for pool in self.pools.values()]
+        return [{**pool.status(), "background": pools is self.background}
+                for pools, _, pool in self._all()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import secrets
@@ -74,6 +75,7 @@ class State:
     token: str
     started: float = field(default_factory=time.time)
     specs: dict[tuple[str, int], PoolSpec] = field(default_factory=dict)
+    bg_specs: dict[tuple[str, int], PoolSpec] = field(default_factory=dict)
     telemetry: Telemetry = field(default_factory=Telemetry)
     shadow_events: EventWriter | None = None
     shadows: ShadowRunner = field(init=False)
@@ -96,10 +98,21 @@ class State:
             self.specs[key] = spec
         return spec
 
+    def background_spec(self, spec: PoolSpec) -> PoolSpec:
+        bg = self.bg_specs.get(spec.key)
+        if bg is None or bg.manifest is not spec.manifest:
+            bg = self.bg_specs[spec.key] = dataclasses.replace(spec, nice=10)
+        return bg
+
     async def execute(self, target: Target, calls: list[Call], ids: list[Any] | None,
-                      timeout: float | None = None) -> bytes:
-        """Run ``calls`` on ``target``'s workers; the answer's JSON ``data`` as bytes."""
+                      timeout: float | None = None, *, background: bool = False) -> bytes:
+        """Run ``calls`` on ``target``'s workers; the answer's JSON ``data`` as bytes.
+
+        ``background`` (shadow calls): in the version's background pool, at lower priority.
+        """
         spec = self.spec_for(target)
+        if background:
+            spec = self.background_spec(spec)
         if spec.batch_max_size > 1:
             if any(len(args) != 1 or kwargs for args, kwargs in calls):
                 raise InvalidInput("micro-batching is on for this deployment: its function "
@@ -447,8 +460,8 @@ async def _poll_registry(st: State) -> None:
         await asyncio.sleep(st.config.poll_interval)
         try:
             if await st.registry.refresh():
-                live = set((await st.registry._alias_map()).keys())
-                for key in [k for k in st.runtime.pools if k[0] not in live]:
+                live = await st.registry.names()
+                for key in [k for k in st.runtime.versions() if k[0] not in live]:
                     await st.runtime.stop(key)
         except Exception:
             log.exception("registry refresh failed")

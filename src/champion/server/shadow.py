@@ -37,7 +37,7 @@ class ShadowJob:
     ids: list[Any] | None
 
 
-Execute = Callable[[Any, list[Any], list[Any] | None], Awaitable[bytes]]
+Execute = Callable[..., Awaitable[bytes]]
 
 
 class ShadowRunner:
@@ -89,7 +89,7 @@ class ShadowRunner:
         error: str | None = None
         status = 200
         try:
-            out = await self.execute(job.target, job.calls, job.ids)
+            out = await self.execute(job.target, job.calls, job.ids, background=True)
             output = out[: self.payload_cap].decode("utf-8", "replace")
         except ChampionError as exc:
             status, error = exc.status_code, f"{exc.type_name}: {exc.message}"
