@@ -333,3 +333,33 @@ metrics:
 
         with Client(server.url, "bad") as bad:
             bad.experiments()
+
+
+def test_cuped_uses_a_pre_period_covariate_to_narrow_the_interval(server, client, two_versions):
+    name = two_versions
+    e = client.create_experiment(name, "ab", {"control": f"{name}:1", "candidate": f"{name}:2"},
+                                 metrics={"primary": "revenue", "covariate": "pre_revenue"})
+    rng = np.random.default_rng(11)
+    units = [f"c{i}" for i in range(2000)]
+    pre = {u: float(rng.gamma(2.0, 10.0)) for u in units}
+    client.feedback(name, items=[{"unit": u, "metric": "pre_revenue", "value": v,
+                                  "event_id": "pre"} for u, v in pre.items()])
+    answers = send_all(server, name, units)
+    items = [{"request_id": r["request_id"], "metric": "revenue",
+              "value": pre[u] + rng.normal(0, 3) + (1.0 if r["variant"] == "candidate" else 0)}
+             for u, r in answers]
+    client.feedback(name, items=items)
+    for _ in range(100):
+        report = client.report(e["id"])
+        if sum(a["units"] for a in report["arms"]) == 2000:
+            break
+        time.sleep(0.05)
+    revenue = _comparison(report, "revenue")
+    cuped = revenue["cuped"]
+    assert cuped is not None and cuped["variance_reduction"] > 0.5
+    plain_width = revenue["absolute"]["ci_high"] - revenue["absolute"]["ci_low"]
+    cuped_width = cuped["absolute"]["ci_high"] - cuped["absolute"]["ci_low"]
+    assert cuped_width < plain_width / 2
+    assert cuped["significant"] and cuped["absolute"]["ci_low"] < 1.0 < cuped["absolute"][
+        "ci_high"]
+    client.stop_experiment(e["id"])

@@ -26,6 +26,7 @@ log = logging.getLogger("champion.events")
 
 MAX_BATCH = 5000
 INLINE_BATCH = 250
+CHECKPOINT_S = 2.0
 MAX_BUFFER = 200_000
 
 
@@ -59,11 +60,18 @@ class EventWriter:
             self._wake.set()
 
     async def _run(self) -> None:
+        last_checkpoint = time.monotonic()
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
             await self.flush()
+            if self.inline and time.monotonic() - last_checkpoint > CHECKPOINT_S:
+                last_checkpoint = time.monotonic()
+                try:  # off the loop: a checkpoint copies pages and syncs the file
+                    await asyncio.to_thread(self.store.checkpoint)
+                except Exception:
+                    log.warning("write-ahead log checkpoint failed", exc_info=True)
 
     async def flush(self) -> None:
         while self.buffer:

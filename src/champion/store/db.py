@@ -6,6 +6,7 @@ methods are synchronous; callers on the event loop run them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -34,9 +35,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_log_pragmas(dbapi_conn: Any, record: Any) -> None:
+    """The request log's own connection: commits without an fsync each (WAL with
+    synchronous=NORMAL: a commit survives the process being killed, not the machine losing
+    power), and no automatic checkpoint in the middle of a request-log write."""
+    _sqlite_pragmas(dbapi_conn, record)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA wal_autocheckpoint=0")
+    cur.close()
+
+
 class Store(LedgerMixin, ExperimentStoreMixin):
-    def __init__(self, engine: sa.Engine, artifacts: ArtifactStore) -> None:
+    def __init__(self, engine: sa.Engine, artifacts: ArtifactStore,
+                 log_engine: sa.Engine | None = None) -> None:
         self.engine = engine
+        # Request events go through their own connection on SQLite (see _sqlite_log_pragmas).
+        self.log_engine = log_engine or engine
         self.artifacts = artifacts
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else None
@@ -46,10 +61,18 @@ class Store(LedgerMixin, ExperimentStoreMixin):
     @classmethod
     def open(cls, data_dir: Path, database_url: str = "") -> Store:
         data_dir.mkdir(parents=True, exist_ok=True)
+        log_engine = None
         if database_url:
             engine = sa.create_engine(database_url, pool_size=8, max_overflow=8,
                                       pool_pre_ping=True)
         else:
+            log_engine = sa.create_engine(
+                f"sqlite:///{data_dir / 'champion.db'}",
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=1,
+                max_overflow=1,
+            )
+            sa.event.listen(log_engine, "connect", _sqlite_log_pragmas)
             engine = sa.create_engine(
                 f"sqlite:///{data_dir / 'champion.db'}",
                 connect_args={"check_same_thread": False, "timeout": 30},
@@ -61,24 +84,37 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             migrations.migrate(engine)
         except BaseException:
             engine.dispose()
+            if log_engine is not None:
+                log_engine.dispose()
             raise
-        store = cls(engine, ArtifactStore(data_dir / "artifacts"))
+        store = cls(engine, ArtifactStore(data_dir / "artifacts"), log_engine)
         store.ensure_meta("generation", "0")
         store.ensure_meta("secret", secrets.token_hex(32))
         return store
 
     def close(self) -> None:
+        if self.log_engine is not self.engine:
+            with contextlib.suppress(Exception):
+                self.checkpoint()
+            self.log_engine.dispose()
         self.engine.dispose()
 
     @contextmanager
-    def write(self) -> Iterator[sa.Connection]:
+    def write(self, engine: sa.Engine | None = None) -> Iterator[sa.Connection]:
         """A write transaction; in-process writers to SQLite take turns."""
         if self._write_lock is None:
-            with self.engine.begin() as conn:
+            with (engine or self.engine).begin() as conn:
                 yield conn
             return
-        with self._write_lock, self.engine.begin() as conn:
+        with self._write_lock, (engine or self.engine).begin() as conn:
             yield conn
+
+    def checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the database file (the request log's connection
+        does not do it as it writes); a no-op elsewhere."""
+        if self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     # ---------------------------------------------------------------- meta
 

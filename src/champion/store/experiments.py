@@ -22,8 +22,9 @@ class ExperimentConflict(Exception):
 
 class ExperimentStoreMixin:
     engine: sa.Engine
+    log_engine: sa.Engine
 
-    def write(self) -> Any:  # provided by Store
+    def write(self, engine: sa.Engine | None = None) -> Any:  # provided by Store
         raise NotImplementedError
 
     @staticmethod
@@ -124,7 +125,7 @@ class ExperimentStoreMixin:
 
     def insert_shadow_events(self, rows: list[Row]) -> None:
         if rows:
-            with self.write() as conn:
+            with self.write(self.log_engine) as conn:
                 conn.execute(sa.insert(t.shadow_events), rows)
 
     def shadow_pairs(self, experiment_id: str, limit: int = 100_000) -> list[Row]:

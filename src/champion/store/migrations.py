@@ -203,11 +203,27 @@ def _v4_experiments(op: Operations) -> None:
     )
 
 
+def _v5_leaner_request_indexes(op: Operations) -> None:
+    """Fewer indexes to maintain per logged request (each cost write throughput).
+
+    ts alone (retention deletes the oldest rows, which come first in insertion order anyway)
+    and (deployment, unit) (a rare filter, served by the deployment's time index) go; the
+    experiment index covers only rows that belong to an experiment.
+    """
+    op.drop_index("ix_requests_ts", table_name="requests")
+    op.drop_index("ix_requests_unit", table_name="requests")
+    op.drop_index("ix_requests_experiment_arm", table_name="requests")
+    op.create_index("ix_requests_experiment_arm", "requests", ["experiment", "arm"],
+                    sqlite_where=sa.text("experiment IS NOT NULL"),
+                    postgresql_where=sa.text("experiment IS NOT NULL"))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
     _v3_feedback_and_rollups,
     _v4_experiments,
+    _v5_leaner_request_indexes,
 ]
 
 LATEST = len(STEPS)

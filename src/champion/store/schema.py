@@ -92,10 +92,10 @@ requests = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("arm", sa.String(64), nullable=True),
 )
-sa.Index("ix_requests_experiment_arm", requests.c.experiment, requests.c.arm)
+sa.Index("ix_requests_experiment_arm", requests.c.experiment, requests.c.arm,
+         sqlite_where=requests.c.experiment.is_not(None),
+         postgresql_where=requests.c.experiment.is_not(None))
 sa.Index("ix_requests_deployment_ts", requests.c.deployment, requests.c.ts)
-sa.Index("ix_requests_ts", requests.c.ts)
-sa.Index("ix_requests_unit", requests.c.deployment, requests.c.unit)
 
 feedback = sa.Table(
     "feedback",
