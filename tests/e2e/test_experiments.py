@@ -99,8 +99,9 @@ def _comparison(report, metric):
 def test_a_three_point_conversion_lift_is_significant_and_an_aa_test_is_not(
         server, client, two_versions):
     name = two_versions
+    # Fixed salts: the assignment, and so the simulated outcome, is the same on every run.
     e = client.create_experiment(name, "ab", {"control": f"{name}:1", "candidate": f"{name}:2"},
-                                 metrics={"primary": "reward"})
+                                 metrics={"primary": "reward"}, salt="lift-test")
     report = _conversion_traffic(server, client, name, e,
                                  {"control": 0.10, "candidate": 0.13}, 8000, seed=1)
     lift = _comparison(report, "reward")
@@ -112,7 +113,7 @@ def test_a_three_point_conversion_lift_is_significant_and_an_aa_test_is_not(
     assert client.deployment(name)["aliases"]["production"] == 2
 
     aa = client.create_experiment(name, "ab", {"a": f"{name}:2", "b": f"{name}:2"},
-                                  metrics={"primary": "reward"})
+                                  metrics={"primary": "reward"}, salt="aa-test")
     report = _conversion_traffic(server, client, name, aa, {"a": 0.10, "b": 0.10}, 8000,
                                  seed=2)
     assert not _comparison(report, "reward")["significant"]
@@ -338,7 +339,8 @@ metrics:
 def test_cuped_uses_a_pre_period_covariate_to_narrow_the_interval(server, client, two_versions):
     name = two_versions
     e = client.create_experiment(name, "ab", {"control": f"{name}:1", "candidate": f"{name}:2"},
-                                 metrics={"primary": "revenue", "covariate": "pre_revenue"})
+                                 metrics={"primary": "revenue", "covariate": "pre_revenue"},
+                                 salt="cuped-test")  # a fixed assignment: a repeatable outcome
     rng = np.random.default_rng(11)
     units = [f"c{i}" for i in range(2000)]
     pre = {u: float(rng.gamma(2.0, 10.0)) for u in units}

@@ -213,14 +213,7 @@ class _Walker:
     def add_value(self, name: str, value: Any) -> None:
         if name in self.values:
             return
-        try:
-            data = cloudpickle.dumps(value, protocol=5)
-        except Exception as exc:
-            raise DeployError(
-                f"cannot deploy: the value {name!r} ({type(value).__name__}) that the function "
-                f"uses cannot be pickled: {type(exc).__name__}: {exc}",
-                value=name,
-            ) from None
+        data = _pickle_value(name, value)
         self.values[name] = data
         self.value_types[name] = f"{type(value).__module__}.{type(value).__qualname__}"
         if isinstance(value, (int, float, str, bool, type(None))) and len(repr(value)) <= 80:
@@ -294,7 +287,7 @@ def capture(
                 value = cell.cell_contents
             except ValueError:
                 continue  # an empty cell
-            _check_picklable(cell_name, value)
+            _pickle_value(cell_name, value)
         try:
             function_pickle = cloudpickle.dumps(fn, protocol=5)
         except Exception as exc:
@@ -347,9 +340,10 @@ def capture(
     )
 
 
-def _check_picklable(name: str, value: Any) -> None:
+def _pickle_value(name: str, value: Any) -> bytes:
+    """The value pickled, or a DeployError naming it."""
     try:
-        cloudpickle.dumps(value, protocol=5)
+        return cloudpickle.dumps(value, protocol=5)
     except Exception as exc:
         raise DeployError(
             f"cannot deploy: the value {name!r} ({type(value).__name__}) that the function "

@@ -46,6 +46,17 @@ def _sqlite_log_pragmas(dbapi_conn: Any, record: Any) -> None:
     cur.close()
 
 
+def _sqlite_engine(data_dir: Path, pragmas: Any, pool: int) -> sa.Engine:
+    engine = sa.create_engine(
+        f"sqlite:///{data_dir / 'champion.db'}",
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool,
+        max_overflow=pool,
+    )
+    sa.event.listen(engine, "connect", pragmas)
+    return engine
+
+
 class Store(LedgerMixin, ExperimentStoreMixin):
     def __init__(self, engine: sa.Engine, artifacts: ArtifactStore,
                  log_engine: sa.Engine | None = None) -> None:
@@ -66,20 +77,8 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             engine = sa.create_engine(database_url, pool_size=8, max_overflow=8,
                                       pool_pre_ping=True)
         else:
-            log_engine = sa.create_engine(
-                f"sqlite:///{data_dir / 'champion.db'}",
-                connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=1,
-                max_overflow=1,
-            )
-            sa.event.listen(log_engine, "connect", _sqlite_log_pragmas)
-            engine = sa.create_engine(
-                f"sqlite:///{data_dir / 'champion.db'}",
-                connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=8,
-                max_overflow=8,
-            )
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            log_engine = _sqlite_engine(data_dir, _sqlite_log_pragmas, pool=1)
+            engine = _sqlite_engine(data_dir, _sqlite_pragmas, pool=8)
         try:
             migrations.migrate(engine)
         except BaseException:
