@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +50,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
 
     from champion.client import Client
 
+    # SIGTERM ends the demo like Ctrl-C does: through the clean-up below, server included.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if not _port_free(host, port):
         raise SystemExit(f"champion demo: port {port} is in use; try --port {port + 1}")
     data_dir = Path(tempfile.mkdtemp(prefix="champion-demo-"))
