@@ -29,7 +29,3 @@ class RequestIds:
         if not sep or len(base) != 24 or len(mac) != 10:
             return False
         return hmac.compare_digest(mac, self._sign(base))
-
-    @staticmethod
-    def timestamp(request_id: str) -> float:
-        return int(request_id[:12], 16) / 1000.0

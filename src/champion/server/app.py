@@ -379,7 +379,6 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         st.runtime.start()
         st.events.start()
         st.shadow_events.start()
-        st.shadows.start()
         st.tasks.append(asyncio.create_task(_poll_registry(st)))
         st.tasks.append(asyncio.create_task(
             decisions.run(st.registry, st.shadows.status, config.controller_interval)))

@@ -56,9 +56,6 @@ class ShadowRunner:
         self.failed: dict[str, int] = defaultdict(int)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        """Nothing to start up front: queues and their consumers come with the first job."""
-
     def submit(self, job: ShadowJob) -> bool:
         key = (job.experiment, job.arm)
         queue = self.queues.get(key)
