@@ -4,11 +4,10 @@ A routing policy is a strategy object with one decision method::
 
     decide(request: RoutingRequest, rng: UniformSource) -> RoutingDecision
 
-The decision names the variant that answers the request and the variants that receive a
-mirrored (shadow) copy. Policies are pure: no I/O and no clock; any randomness not derived
-from hashing (spec §0.1) comes from the ``rng`` argument. New strategies (canary, interleave,
-bandit) are one module with a :func:`register_policy`-decorated class plus one import line in
-``champion.routing``.
+The decision names the variant that answers the request, the variants that receive a
+mirrored (shadow) copy, and the variants whose answers are merged. Policies are pure: no I/O
+and no clock; any randomness not derived from hashing (spec §0.1) comes from the ``rng``
+argument. Strategies (``champion.strategies``) build their policies from these classes.
 """
 
 from __future__ import annotations
@@ -38,10 +37,14 @@ class RoutingRequest:
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    """Who answers (``variant``) and who gets a mirrored copy (``shadows``).
+    """Who answers (``variant``), who gets a mirrored copy (``shadows``) and, for strategies
+    that combine several answers into one (interleaving), who is called (``merge``).
 
     ``reason`` says how the variant was chosen (e.g. ``"bucket"``, ``"random"``,
     ``"not_covered"``, ``"primary"``); ``bucket`` is the unit's bucket when hashing was used.
+    With ``merge`` set, every variant in it is called concurrently and the strategy's
+    ``merge`` hook builds the answer; ``variant`` is then the one that answers alone when
+    the others fail.
     """
 
     variant: str
@@ -49,11 +52,12 @@ class RoutingDecision:
     policy: str = ""
     reason: str = ""
     bucket: int | None = None
+    merge: tuple[str, ...] = ()
 
     @property
     def targets(self) -> tuple[str, ...]:
-        """The answering variant followed by the shadows."""
-        return (self.variant, *self.shadows)
+        """Every variant the request reaches: the answering (or merged) ones, then shadows."""
+        return (*(self.merge or (self.variant,)), *self.shadows)
 
 
 class RoutingPolicy(ABC):
