@@ -32,7 +32,7 @@ TOKEN = "bench-token"
 def start(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "champion.cli", "serve", "--port", str(port), "--data-dir",
+        [sys.executable, "-m", "champion", "serve", "--port", str(port), "--data-dir",
          str(data_dir), "--log-level", "warning", *extra],
         env={**os.environ, "CHAMPION_TOKEN": TOKEN},
     )
@@ -128,6 +128,7 @@ def metrics_latency(work: Path, n_rows: int, repeats: int) -> dict[str, Any]:
             "status": 500 if i % 97 == 0 else 200, "latency_ms": 0.5 + (i % 1000) / 100,
             "batch_size": 1, "unit": None, "experiment": None, "arm": None,
             "variant": f"bench:{1 + i % 2}", "input": None, "output": None, "error": None,
+            "detail": None,
         } for i in range(start_i, min(start_i + batch, n_rows))]
         store.insert_requests(rows)
     fill_s = time.perf_counter() - t0

@@ -86,3 +86,75 @@ def test_sqlite_store_uses_wal(tmp_path):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         store.close()
+
+
+def test_a_lease_is_held_by_one_holder_until_it_expires_and_fences_writes(tmp_path, db_url):
+    import time
+
+    from champion.store.leases import LeaseLost
+
+    store = Store.open(tmp_path / "data", db_url)
+    try:
+        first = store.acquire_lease("controller", "a", 0.6)
+        assert first is not None
+        assert store.acquire_lease("controller", "b", 0.6) is None  # held by a
+        assert store.acquire_lease("controller", "a", 0.6) == first  # renewal keeps the epoch
+        with store.write() as conn:
+            store.check_fence(conn, ("controller", "a", first))
+        time.sleep(0.8)
+        taken = store.acquire_lease("controller", "b", 5)
+        assert taken == first + 1  # a new holder, a new epoch
+        with pytest.raises(LeaseLost), store.write() as conn:
+            store.check_fence(conn, ("controller", "a", first))
+        with pytest.raises(LeaseLost):
+            store.add_snapshot("exp_x", 1.0, {}, fence=("controller", "a", first))
+        store.add_snapshot("exp_x", 1.0, {"n": 1}, fence=("controller", "b", taken))
+        assert store.snapshots("exp_x") == [{"ts": 1.0, "n": 1}]
+        store.release_lease("controller", "b")
+        assert store.acquire_lease("controller", "a", 5) == taken + 1
+    finally:
+        store.close()
+
+
+def test_experiment_state_moves_by_version_only(tmp_path, db_url):
+    from champion.store.experiments import StateConflict
+
+    store = Store.open(tmp_path / "data", db_url)
+    try:
+        row = {"id": "exp_1", "name": "", "endpoint": "e", "strategy": "ab",
+               "status": "draft", "config": {}, "state": {"n": 0}, "active_endpoint": None,
+               "created_at": 1.0, "created_by": "t", "state_version": 0}
+        store.create_experiment(row, "t")
+        generation = store.generation()
+        assert store.update_experiment_state("exp_1", 0, {"n": 1}, "t", "step", "why") == 1
+        assert store.generation() == generation  # other processes follow the version alone
+        with pytest.raises(StateConflict):
+            store.update_experiment_state("exp_1", 0, {"n": 2}, "t")
+        got = store.get_experiment("exp_1")
+        assert got["state"] == {"n": 1} and got["state_version"] == 1
+        assert [e["action"] for e in store.experiment_events("exp_1")] == ["create", "step"]
+    finally:
+        store.close()
+
+
+def test_release_5_experiments_are_upgraded_to_the_strategy_layout():
+    config = {"variants": {"c": "e:1", "t": "e:2"}, "control": "c", "alpha": 0.05,
+              "policy": {"variants": ["c", "t"], "weights": [0.9, 0.1], "salt": "s1",
+                         "coverage": 1.0, "owner_runs": [[0, 9000], [1, 1000]]}}
+    new, state = migrations.upgrade_experiment_v6("ab", config, {"reweighted_at": 5.0})
+    assert new["salt"] == "s1" and "policy" not in new
+    assert new["ab"] == {"weights": {"c": 0.9, "t": 0.1}, "coverage": 1.0}
+    assert state == {"weights": [0.9, 0.1], "owner_runs": [[0, 9000], [1, 1000]],
+                     "reweighted_at": 5.0}
+    shadow = {"variants": {"c": "e:1", "t": "e:2"}, "control": "c",
+              "shadow": {"percent": 25.0, "kind": "auto", "field": None},
+              "policy": {"primary": "c", "shadows": ["t"], "percents": [25.0], "salt": "s2",
+                         "sample_by": "unit"}}
+    new, state = migrations.upgrade_experiment_v6("shadow", shadow, {})
+    assert new["shadow"] == {"percent": 25.0, "sample_by": "unit", "kind": "auto",
+                             "field": None}
+    assert new["salt"] == "s2" and state == {}
+    from champion.strategies import get
+    from tests.unit.test_strategies import exp
+
+    get("shadow").settings(new["shadow"], exp("shadow"))  # the strategy reads it

@@ -130,6 +130,11 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             row = conn.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).first()
         return None if row is None else str(row[0])
 
+    def ping(self) -> None:
+        """Raise unless the database answers."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from champion.latency import quantiles
 from champion.store import schema as t
+from champion.store.leases import Fence, LeaseMixin
 
 Row = dict[str, Any]
 
@@ -20,7 +21,11 @@ class ExperimentConflict(Exception):
     """Another experiment is already active on the endpoint."""
 
 
-class ExperimentStoreMixin:
+class StateConflict(Exception):
+    """The experiment's state moved since it was read (another writer won)."""
+
+
+class ExperimentStoreMixin(LeaseMixin):
     engine: sa.Engine
     log_engine: sa.Engine
 
@@ -74,15 +79,18 @@ class ExperimentStoreMixin:
         decision: dict[str, Any] | None = None,
         state: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
+        fence: Fence | None = None,
     ) -> Row:
         """Move an experiment between states, recording who, when and why.
 
         Raises LookupError when it is not in one of ``expect`` and ExperimentConflict when
-        another experiment is active on the same endpoint.
+        another experiment is active on the same endpoint; with a ``fence``, LeaseLost when
+        the writer no longer holds the lease.
         """
         now = time.time()
         e = t.experiments
         with self.write() as conn:
+            self.check_fence(conn, fence)
             row = conn.execute(sa.select(e).where(e.c.id == experiment_id)).mappings().first()
             if row is None:
                 raise KeyError(experiment_id)
@@ -100,6 +108,7 @@ class ExperimentStoreMixin:
                 values["decision"] = decision
             if state is not None:
                 values["state"] = state
+                values["state_version"] = row["state_version"] + 1
             if config is not None:
                 values["config"] = config
             try:
@@ -113,6 +122,77 @@ class ExperimentStoreMixin:
                 detail=detail or {}))
             self._bump(conn)
             return {**dict(row), **values}
+
+    def update_experiment_state(
+        self,
+        experiment_id: str,
+        expect_version: int,
+        state: dict[str, Any],
+        actor: str,
+        event: str | None = None,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+        *,
+        fence: Fence | None = None,
+    ) -> int:
+        """Replace the hot state if it is still at ``expect_version``; the new version.
+
+        Does not bump the registry generation: processes follow state versions on their own.
+        Raises StateConflict when another writer moved the state first (nothing changes).
+        """
+        now = time.time()
+        e = t.experiments
+        with self.write() as conn:
+            self.check_fence(conn, fence)
+            updated = conn.execute(
+                sa.update(e)
+                .where(e.c.id == experiment_id, e.c.state_version == expect_version)
+                .values(state=state, state_version=expect_version + 1)
+            ).rowcount
+            if not updated:
+                raise StateConflict(experiment_id)
+            if event is not None:
+                status = conn.execute(sa.select(e.c.status).where(e.c.id == experiment_id)
+                                      ).scalar_one()
+                conn.execute(sa.insert(t.experiment_events).values(
+                    experiment_id=experiment_id, ts=now, actor=actor, action=event,
+                    from_status=status, to_status=status, reason=reason, detail=detail or {}))
+            return expect_version + 1
+
+    def active_state_versions(self) -> dict[str, int]:
+        """Experiment id -> state version, for every running or paused experiment."""
+        e = t.experiments
+        q = sa.select(e.c.id, e.c.state_version).where(e.c.active_endpoint.is_not(None))
+        with self.engine.connect() as conn:
+            return {i: int(v) for i, v in conn.execute(q)}
+
+    # ------------------------------------------------------------ timeline
+
+    def add_snapshot(self, experiment_id: str, ts: float, point: dict[str, Any], *,
+                     fence: Fence | None = None) -> None:
+        with self.write() as conn:
+            self.check_fence(conn, fence)
+            conn.execute(sa.insert(t.experiment_snapshots).values(
+                experiment_id=experiment_id, ts=ts, point=point))
+
+    def snapshots(self, experiment_id: str, since: float | None = None,
+                  limit: int = 2000) -> list[Row]:
+        """Timeline points, oldest first (at most the newest ``limit`` of them)."""
+        s = t.experiment_snapshots
+        q = sa.select(s.c.ts, s.c.point).where(s.c.experiment_id == experiment_id)
+        if since is not None:
+            q = q.where(s.c.ts >= since)
+        q = q.order_by(s.c.ts.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = [{"ts": float(ts), **(point or {})} for ts, point in conn.execute(q)]
+        return rows[::-1]
+
+    def last_snapshot_at(self, experiment_id: str) -> float | None:
+        s = t.experiment_snapshots
+        q = sa.select(sa.func.max(s.c.ts)).where(s.c.experiment_id == experiment_id)
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else float(value)
 
     def experiment_events(self, experiment_id: str) -> list[Row]:
         q = (sa.select(t.experiment_events)
@@ -135,7 +215,7 @@ class ExperimentStoreMixin:
                  .where(f.c.request_id == r.c.request_id, f.c.metric == "label")
                  .limit(1).scalar_subquery())
         q = (
-            sa.select(s.c.arm, r.c.output.label("live"), s.c.output.label("shadow"),
+            sa.select(s.c.arm, r.c.output.label("live_output"), s.c.output.label("shadow_output"),
                       r.c.latency_ms.label("live_ms"), s.c.latency_ms.label("shadow_ms"),
                       r.c.status.label("live_status"), s.c.status.label("shadow_status"),
                       label.label("label"))
@@ -147,7 +227,45 @@ class ExperimentStoreMixin:
         with self.engine.connect() as conn:
             return [dict(x) for x in conn.execute(q).mappings()]
 
-    # ------------------------------------------------------------ A/B report inputs
+    # ------------------------------------------------------------ report inputs
+
+    def arm_window(self, experiment_id: str, endpoint: str, since: float,
+                   metrics: list[str], *, until: float | None = None,
+                   samples: int = 20_000) -> dict[str, Row]:
+        """Per arm, over requests from ``since`` (to ``until``): requests, errors (5xx), the
+        ``(ts, latency_ms)`` of up to ``samples`` of the newest answered requests, and per
+        feedback metric the sum, sum of squares and whether every value was 0 or 1."""
+        r, f = t.requests, t.feedback
+        out: dict[str, Row] = {}
+        in_window = [r.c.experiment == experiment_id, r.c.arm.is_not(None), r.c.ts >= since]
+        if until is not None:
+            in_window.append(r.c.ts < until)
+        with self.engine.connect() as conn:
+            q = (sa.select(r.c.arm, sa.func.count(),
+                           sa.func.sum(sa.case((r.c.status >= 500, 1), else_=0)))
+                 .where(*in_window).group_by(r.c.arm))
+            for arm, n, errors in conn.execute(q):
+                out[arm] = {"requests": int(n), "errors": int(errors or 0), "latencies": [],
+                            "metrics": {}}
+            for arm, row in out.items():
+                q2 = (sa.select(r.c.ts, r.c.latency_ms)
+                      .where(*in_window[:1], r.c.arm == arm, *in_window[2:], r.c.status < 500)
+                      .order_by(r.c.ts.desc()).limit(samples))
+                row["latencies"] = [(float(ts), float(ms)) for ts, ms in conn.execute(q2)]
+            if metrics and out:
+                q3 = (sa.select(r.c.arm, f.c.metric, sa.func.sum(f.c.value),
+                                sa.func.sum(f.c.value * f.c.value),
+                                sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
+                      .select_from(f.join(r, r.c.request_id == f.c.request_id))
+                      .where(*in_window, f.c.deployment == endpoint, f.c.metric.in_(metrics),
+                             f.c.value.is_not(None))
+                      .group_by(r.c.arm, f.c.metric))
+                for arm, metric, total, total_sq, non_binary in conn.execute(q3):
+                    if arm in out:
+                        out[arm]["metrics"][metric] = {
+                            "sum": float(total or 0.0), "sum_sq": float(total_sq or 0.0),
+                            "binary": not non_binary}
+        return out
 
     def arm_units_since(self, experiment_id: str, since: float) -> dict[str, int]:
         """Per arm: distinct units with a request at or after ``since``."""

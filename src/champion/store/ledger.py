@@ -20,7 +20,7 @@ Row = dict[str, Any]
 LABEL_KEYS = ("label", "prediction", "class", "y")
 REQUEST_COLUMNS = ("request_id", "ts", "deployment", "version", "target", "status",
                    "latency_ms", "batch_size", "unit", "experiment", "arm", "variant", "input",
-                   "output", "error")
+                   "output", "error", "detail")
 _REQUEST_ROW = operator.itemgetter(*REQUEST_COLUMNS)  # an event dict -> its row, in C
 
 

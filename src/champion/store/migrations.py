@@ -13,6 +13,7 @@ from the previous shape to the new one. Never edit a step that has shipped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -218,12 +219,78 @@ def _v5_leaner_request_indexes(op: Operations) -> None:
                     postgresql_where=sa.text("experiment IS NOT NULL"))
 
 
+def upgrade_experiment_v6(strategy: str, config: dict[str, Any], state: dict[str, Any]
+                          ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An experiment's config and state from release 5's layout (one routing ``policy``
+    config, strategy fields scattered) to release 6's (settings under the strategy's key,
+    the salt beside the variants, the hot state complete)."""
+    if "policy" not in config:
+        return config, state
+    config = dict(config)
+    policy = config.pop("policy")
+    config["salt"] = str(policy.get("salt", ""))
+    if strategy == "ab":
+        weights = dict(zip(policy["variants"], policy["weights"], strict=True))
+        config["ab"] = {"weights": weights, "coverage": policy.get("coverage", 1.0)}
+        state = {"weights": state.get("weights", policy["weights"]),
+                 "owner_runs": state.get("owner_runs", policy.get("owner_runs")),
+                 **{k: v for k, v in state.items() if k == "reweighted_at"}}
+    elif strategy == "shadow":
+        old = config.pop("shadow", {}) or {}
+        percents = policy.get("percents") or [policy.get("percent", 100.0)]
+        config["shadow"] = {"percent": float(old.get("percent", percents[0])),
+                            "sample_by": policy.get("sample_by", "request"),
+                            "kind": old.get("kind", "auto"), "field": old.get("field")}
+    return config, state
+
+
+def _v6_strategies_and_controller(op: Operations) -> None:
+    """Experiment state versioned on its own (a state change no longer reloads the whole
+    registry), a lease for the one process that runs the background loops, each
+    experiment's timeline, a per-request detail (what a strategy must remember of a merged
+    answer), a time-ordered experiment index for windows, and the release-6 config layout."""
+    with op.batch_alter_table("experiments") as batch:
+        batch.add_column(sa.Column("state_version", sa.Integer, nullable=False,
+                                   server_default="0"))
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("holder", sa.String(128), nullable=False, server_default=""),
+        sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("expires_at", sa.Float, nullable=False, server_default="0"),
+    )
+    op.create_table(
+        "experiment_snapshots",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("experiment_id", sa.String(32), nullable=False),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("point", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_experiment_snapshots_experiment_ts", "experiment_snapshots",
+                    ["experiment_id", "ts"])
+    with op.batch_alter_table("requests") as batch:
+        batch.add_column(sa.Column("detail", sa.Text, nullable=True))
+    op.drop_index("ix_requests_experiment_arm", table_name="requests")
+    op.create_index("ix_requests_experiment_arm", "requests", ["experiment", "arm", "ts"],
+                    sqlite_where=sa.text("experiment IS NOT NULL"),
+                    postgresql_where=sa.text("experiment IS NOT NULL"))
+    conn = op.get_bind()
+    e = sa.table("experiments", sa.column("id", sa.String), sa.column("strategy", sa.String),
+                 sa.column("config", sa.JSON), sa.column("state", sa.JSON))
+    for row in conn.execute(sa.select(e)).mappings().all():
+        config, state = upgrade_experiment_v6(row["strategy"], dict(row["config"] or {}),
+                                              dict(row["state"] or {}))
+        conn.execute(sa.update(e).where(e.c.id == row["id"]).values(config=config,
+                                                                    state=state))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
     _v3_feedback_and_rollups,
     _v4_experiments,
     _v5_leaner_request_indexes,
+    _v6_strategies_and_controller,
 ]
 
 LATEST = len(STEPS)

@@ -91,8 +91,10 @@ requests = sa.Table(
     sa.Column("output", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("arm", sa.String(64), nullable=True),
+    # what a strategy keeps of a merged answer (JSON), e.g. the teams of an interleaved list
+    sa.Column("detail", sa.Text, nullable=True),
 )
-sa.Index("ix_requests_experiment_arm", requests.c.experiment, requests.c.arm,
+sa.Index("ix_requests_experiment_arm", requests.c.experiment, requests.c.arm, requests.c.ts,
          sqlite_where=requests.c.experiment.is_not(None),
          postgresql_where=requests.c.experiment.is_not(None))
 sa.Index("ix_requests_deployment_ts", requests.c.deployment, requests.c.ts)
@@ -155,8 +157,32 @@ experiments = sa.Table(
     sa.Column("started_at", sa.Float, nullable=True),
     sa.Column("stopped_at", sa.Float, nullable=True),
     sa.Column("decision", sa.JSON, nullable=True),
+    # bumped on every change of ``state``: processes reload an experiment's hot state when
+    # it moves, without reloading the registry
+    sa.Column("state_version", sa.Integer, nullable=False, server_default="0"),
 )
 sa.Index("ix_experiments_endpoint", experiments.c.endpoint)
+
+experiment_snapshots = sa.Table(
+    "experiment_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("experiment_id", sa.String(32), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("point", sa.JSON, nullable=False),
+)
+sa.Index("ix_experiment_snapshots_experiment_ts", experiment_snapshots.c.experiment_id,
+         experiment_snapshots.c.ts)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False, server_default=""),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default="0"),
+    # seconds since the epoch on the store's own clock (server-side now())
+    sa.Column("expires_at", sa.Float, nullable=False, server_default="0"),
+)
 
 experiment_events = sa.Table(
     "experiment_events",
