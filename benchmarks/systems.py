@@ -171,7 +171,7 @@ class Champion(System):
     def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
         data_dir = ctx.work / f"champion-data-{run_id}"
         return Launch(
-            [sys.executable, "-m", "champion.cli", "serve", "--port", str(port),
+            [sys.executable, "-m", "champion", "serve", "--port", str(port),
              "--data-dir", str(data_dir), "--log-level", "warning"],
             env={"CHAMPION_TOKEN": ctx.token},
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from champion.cli import main
+from champion.main import main
 from champion.settings import SETTINGS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -85,7 +85,7 @@ class Server:
             env["CHAMPION_TOKEN"] = self.token
         else:
             env.pop("CHAMPION_TOKEN", None)
-        args = [sys.executable, "-m", "champion.cli", "serve", "--port", str(self.port),
+        args = [sys.executable, "-m", "champion", "serve", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), *self.extra_args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from champion.cli import main
+from champion.main import main
 from champion.settings import SETTINGS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

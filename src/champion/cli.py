@@ -1,58 +1,30 @@
-"""The ``champion`` command."""
+"""The ``champion`` command's client side: every command that talks to a server.
+
+It speaks HTTP through the Python client and never imports the server or the store;
+``champion serve`` is added by ``champion.main``, where the two sides meet.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import runpy
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
 from champion import __version__
-from champion.errors import ChampionError
-from champion.settings import SETTINGS, Config
+from champion.console import console, err_console, handle_errors
+from champion.console import fail as _fail
+from champion.console import when as _when
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    sys.exit(1)
-
-
-def handle_errors(fn: F) -> F:
-    """Print champion errors as one line, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ChampionError as exc:
-            status = f" ({exc.status_code})" if exc.status_code else ""
-            _fail(f"{exc.message}{status}")
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return ""
-    return datetime.fromtimestamp(ts, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def client_options(fn: F) -> F:
@@ -77,67 +49,6 @@ def main() -> None:
 
     Start a server with `champion serve`, or try everything with `champion demo`.
     """
-
-
-# ---------------------------------------------------------------------- serve
-
-
-def settings_options(fn: F) -> F:
-    for setting in reversed(SETTINGS):
-        kind: Any = click.BOOL if setting.type is bool else setting.type
-        opts: dict[str, Any] = {"default": None, "help": f"{setting.help} "
-                                f"[env {setting.env_var}; default {setting.default!r}]"}
-        if setting.type is bool:
-            fn = click.option(f"{setting.flag}/--no-{setting.flag[2:]}", setting.name,
-                              **opts)(fn)
-        else:
-            if setting.secret:
-                opts["help"] = f"{setting.help} [env {setting.env_var}]"
-            fn = click.option(setting.flag, setting.name, type=kind, **opts)(fn)
-    return fn
-
-
-@main.command()
-@settings_options
-def serve(**flags: Any) -> None:
-    """Start the server: inference at /v1/NAME, the admin API at /api/."""
-    try:
-        config = Config.load(flags)
-    except ValueError as exc:
-        _fail(str(exc))
-    run_server(config)
-
-
-def run_server(config: Config) -> None:
-    import uvicorn
-
-    from champion.server.app import create_app
-    from champion.store import Store
-    from champion.store.migrations import SchemaTooNew
-
-    try:  # open (and migrate) the store first, so a problem is one clear line
-        Store.open(config.data_path, config.database_url).close()
-    except SchemaTooNew as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        _fail(f"cannot open the store: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-
-    store = config.database_url.split("@")[-1] if config.database_url else str(
-        config.data_path / "champion.db")
-    err_console.print(
-        f"champion {__version__} serving on http://{config.host}:{config.port} "
-        f"(store: {store})", highlight=False,
-    )
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-    )
 
 
 # ---------------------------------------------------------------------- deploy
@@ -545,7 +456,7 @@ def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bu
 
 @main.group()
 def experiment() -> None:
-    """Create, run and read experiments (A/B and shadow) on an endpoint."""
+    """Create, run and read experiments (A/B, canary, shadow, ...) on an endpoint."""
 
 
 def _variant_pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -584,13 +495,81 @@ def _print_experiment(e: dict[str, Any]) -> None:
         console.print(f"  decision: {json.dumps(e['decision'])}", highlight=False)
 
 
+def _strategy_fields() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Setting name -> the strategies (with the schema entry) that have it, CLI-able only."""
+    from champion.strategies import STRATEGIES
+
+    fields: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for strategy in sorted(STRATEGIES.values(), key=lambda s: s.name):
+        for entry in strategy.schema():
+            if entry["cli"]:
+                fields.setdefault(entry["name"], []).append((strategy.name, entry))
+    return fields
+
+
+def strategy_options(fn: F) -> F:
+    """A flag per strategy setting (``--steps 5,25,50,100`` for canary, ...), built from
+    the registered strategies' settings, so that a new strategy's settings appear here."""
+    for name, owners in sorted(_strategy_fields().items(), reverse=True):
+        helps = "; ".join(f"{s}: {e['help']} [default: {e['default']}]" for s, e in owners)
+        fn = click.option(f"--{name.replace('_', '-')}", name, default=None,
+                          help=f"({', '.join(s for s, _ in owners)}) {helps}")(fn)
+    return fn
+
+
+def _set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    keys = path.split(".")
+    for key in keys[:-1]:
+        nxt = target.setdefault(key, {})
+        if not isinstance(nxt, dict):
+            _fail(f"--set {path}: {key!r} is not an object")
+        target = nxt
+    target[keys[-1]] = value
+
+
+def _strategy_settings(strategy: str, given: dict[str, Any], sets: tuple[str, ...]
+                       ) -> dict[str, Any]:
+    from champion.strategies.settings import from_text
+
+    fields = _strategy_fields()
+    out: dict[str, Any] = {}
+    for name, text in given.items():
+        if text is None:
+            continue
+        owners = dict(fields.get(name, []))
+        if strategy in owners:
+            try:
+                out[name] = from_text(owners[strategy], text)
+            except ValueError as exc:
+                _fail(f"--{name.replace('_', '-')}: {exc}")
+        else:
+            _fail(f"--{name.replace('_', '-')} is a setting of {', '.join(owners)}, not of "
+                  f"{strategy}")
+    for item in sets:
+        path, sep, raw = item.partition("=")
+        if not sep or not path:
+            _fail(f"--set takes KEY=VALUE (VALUE as JSON), got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        _set_path(out, path, value)
+    return out
+
+
+def _known_strategies() -> str:
+    from champion.strategies import STRATEGIES
+
+    return ", ".join(sorted(STRATEGIES))
+
+
 @experiment.command("create")
 @click.argument("endpoint")
-@click.option("--strategy", "-s", type=click.Choice(["ab", "shadow"]), default="ab",
-              show_default=True)
+@click.option("--strategy", "-s", default="ab", show_default=True,
+              help=f"One of the server's strategies ({_known_strategies()}, and any plugin).")
 @click.option("--variant", "variants", multiple=True, required=True,
               help="NAME=DEPLOYMENT:VERSION (or an alias, pinned now); the first is the "
-              "control (A/B) or the live variant (shadow). Repeatable.")
+              "control (the live variant, the baseline). Repeatable.")
 @click.option("--weight", "weights", multiple=True, help="NAME=WEIGHT for A/B (default equal).")
 @click.option("--name", default=None, help="A name for people.")
 @click.option("--primary", default=None, help="The metric that decides (a feedback metric).")
@@ -600,16 +579,24 @@ def _print_experiment(e: dict[str, Any]) -> None:
 @click.option("--auto", is_flag=True, help="Stop and promote automatically when a winner is "
               "found by the sequential test.")
 @click.option("--alpha", type=float, default=0.05, show_default=True)
-@click.option("--percent", type=float, default=None, help="Shadow: share of traffic mirrored.")
+@click.option("--set", "sets", multiple=True, help="A strategy setting as KEY=JSON, dotted "
+              "for nested ones, e.g. --set guardrails.latency.percentile=90. Repeatable.")
+@strategy_options
 @click.option("--draft", is_flag=True, help="Create without starting.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the experiment's id.")
 @client_options
 @handle_errors
 def experiment_create(endpoint: str, strategy: str, variants: tuple[str, ...],
                       weights: tuple[str, ...], name: str | None, primary: str | None,
                       guardrails: tuple[str, ...], covariate: str | None, auto: bool,
-                      alpha: float, percent: float | None, draft: bool, url: str,
-                      token: str | None) -> None:
-    """Attach an experiment to ENDPOINT."""
+                      alpha: float, sets: tuple[str, ...], draft: bool, quiet: bool, url: str,
+                      token: str | None, **strategy_flags: Any) -> None:
+    """Attach an experiment to ENDPOINT.
+
+    Strategy settings come as flags (see below; each says which strategies have it) or as
+    --set KEY=JSON. Example: champion experiment create churn --strategy canary
+    --variant stable=churn:1 --variant canary=churn:2 --steps 5,25,50,100
+    """
     metrics: dict[str, Any] = {}
     if primary:
         metrics["primary"] = primary
@@ -619,24 +606,50 @@ def experiment_create(endpoint: str, strategy: str, variants: tuple[str, ...],
             for g in guardrails]
     if covariate:
         metrics["covariate"] = covariate
+    settings = _strategy_settings(strategy, strategy_flags, sets)
     e = _client(url, token).create_experiment(
         endpoint, strategy, dict(_variant_pairs(variants)), weights=_weights(weights) or None,
-        name=name, metrics=metrics or None, auto=auto, alpha=alpha, shadow_percent=percent,
-        start=not draft)
+        name=name, metrics=metrics or None, auto=auto, alpha=alpha, start=not draft,
+        **({strategy: settings} if settings else {}))
+    if quiet:
+        click.echo(e["id"])
+        return
     _print_experiment(e)
+
+
+@experiment.command("strategies")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+@client_options
+@handle_errors
+def experiment_strategies(as_json: bool, url: str, token: str | None) -> None:
+    """The server's strategies and their settings (with defaults)."""
+    data = _client(url, token).strategies()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for s in data:
+        console.print(f"[bold]{s['name']}[/]: {s['summary']}", highlight=False)
+        for f in s["settings"]:
+            console.print(f"  {f['name']} ({f['type']}, default {json.dumps(f['default'])}): "
+                          f"{f['help']}", highlight=False, markup=False)
 
 
 @experiment.command("list")
 @click.option("--endpoint", default=None)
 @click.option("--status", type=click.Choice(["draft", "running", "paused", "stopped"]),
               default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 @client_options
 @handle_errors
-def experiment_list(endpoint: str | None, status: str | None, url: str,
+def experiment_list(endpoint: str | None, status: str | None, as_json: bool, url: str,
                     token: str | None) -> None:
     """List experiments, newest first."""
+    rows = _client(url, token).experiments(endpoint, status)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     table = Table("id", "endpoint", "strategy", "status", "variants", "created")
-    for e in _client(url, token).experiments(endpoint, status):
+    for e in rows:
         table.add_row(e["id"], e["endpoint"], e["strategy"], e["status"],
                       ", ".join(f"{k}={v}" for k, v in e["variants"].items()),
                       _when(e["created_at"]))
@@ -645,11 +658,15 @@ def experiment_list(endpoint: str | None, status: str | None, url: str,
 
 @experiment.command("show")
 @click.argument("experiment_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 @client_options
 @handle_errors
-def experiment_show(experiment_id: str, url: str, token: str | None) -> None:
+def experiment_show(experiment_id: str, as_json: bool, url: str, token: str | None) -> None:
     """Show an experiment and its history (who changed what, when, why)."""
     e = _client(url, token).experiment(experiment_id)
+    if as_json:
+        click.echo(json.dumps(e, indent=2))
+        return
     _print_experiment(e)
     for h in e.get("history", []):
         console.print(f"  {_when(h['ts'])} {h['actor']}: {h['action']} "
@@ -672,6 +689,21 @@ def _transition_command(action: str, help_text: str) -> None:
 _transition_command("start", "Start a draft experiment.")
 _transition_command("pause", "Pause: the endpoint serves production until resumed.")
 _transition_command("resume", "Resume a paused experiment.")
+_transition_command("rollback", "Stop now; production stays where it is (a canary's "
+                    "candidate gets no more traffic).")
+
+
+@experiment.command("promote")
+@click.argument("experiment_id")
+@click.argument("variant", required=False)
+@click.option("--reason", default="", help="Why (recorded).")
+@client_options
+@handle_errors
+def experiment_promote(experiment_id: str, variant: str | None, reason: str, url: str,
+                       token: str | None) -> None:
+    """Stop and make VARIANT's version production (default: the strategy's candidate, e.g.
+    a canary's)."""
+    _print_experiment(_client(url, token).promote_experiment(experiment_id, variant, reason))
 
 
 @experiment.command("stop")
@@ -703,7 +735,7 @@ def experiment_reweight(experiment_id: str, weights: tuple[str, ...], url: str,
 @client_options
 @handle_errors
 def experiment_report(experiment_id: str, as_json: bool, url: str, token: str | None) -> None:
-    """The statistics of an experiment."""
+    """The statistics of an experiment, and what the controller will do next."""
     from champion.reporting import render_report
 
     data = _client(url, token).report(experiment_id)
@@ -722,7 +754,9 @@ def apply(path: str, url: str, token: str | None) -> None:
     """Create (and by default start) the experiment a YAML file declares.
 
     The file holds the fields of POST /api/experiments: endpoint, strategy, variants,
-    weights, metrics, auto, alpha, shadow, name, start (default true).
+    metrics, auto, alpha, name, start (default true), and the strategy's settings under its
+    name (e.g. canary: {steps: [5, 25, 50, 100]}). Applied again with new weights, a running
+    experiment of the same name is re-weighted.
     """
     import yaml
 
@@ -739,12 +773,12 @@ def apply(path: str, url: str, token: str | None) -> None:
                 if spec.get("name") and e["name"] == spec["name"] and e["status"] != "stopped"]
     if existing:
         e = existing[0]
-        wanted = spec.get("weights") or {}
+        wanted = spec.get("weights") or (spec.get(e["strategy"]) or {}).get("weights") or {}
         total = sum(float(v) for v in wanted.values()) or 1.0
         changed = any(abs(float(v) / total - e.get("weights", {}).get(k, -1)) > 1e-9
                       for k, v in wanted.items())
-        if e["strategy"] == "ab" and wanted and changed:
-            e = client.reweight(e["id"], spec["weights"], reason=f"apply {path}")
+        if wanted and "weights" in e and changed:
+            e = client.reweight(e["id"], wanted, reason=f"apply {path}")
             console.print("weights updated", highlight=False)
         else:
             console.print("unchanged", highlight=False)

@@ -61,7 +61,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
     env.pop("CHAMPION_DATABASE_URL", None)
     console.print(f"[bold]champion demo[/]: starting a server on {url} (data in {data_dir})")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "champion.cli", "serve", "--host", host, "--port", str(port),
+        [sys.executable, "-m", "champion", "serve", "--host", host, "--port", str(port),
          "--log-level", "warning"],
         env=env,
     )

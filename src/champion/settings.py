@@ -111,8 +111,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "controller_interval",
         float,
+        1.0,
+        "Seconds between the controller's steps of running experiments (its tick).",
+    ),
+    Setting(
+        "lease_seconds",
+        float,
         5.0,
-        "Seconds between checks of running experiments for automatic decisions.",
+        "Term of the lease that lets one server process run the controller and retention; "
+        "another takes over within this long when it dies.",
+    ),
+    Setting(
+        "timeline_interval",
+        float,
+        10.0,
+        "Seconds between the points of each running experiment's timeline.",
+    ),
+    Setting(
+        "strategy_modules",
+        str,
+        "",
+        "Comma-separated Python modules to import at start; each registers more experiment "
+        "strategies (see docs/strategies.md).",
     ),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error."),
 )
@@ -138,7 +158,10 @@ class Config:
     request_log: bool = True
     log_retention_days: float = 0.0
     retention_interval: float = 300.0
-    controller_interval: float = 5.0
+    controller_interval: float = 1.0
+    lease_seconds: float = 5.0
+    timeline_interval: float = 10.0
+    strategy_modules: str = ""
     log_level: str = "info"
 
     @property

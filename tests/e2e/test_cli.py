@@ -15,7 +15,7 @@ import pytest
 def run(server, *args, check=True, cwd=None):
     env = {**os.environ, "CHAMPION_URL": server.url, "CHAMPION_TOKEN": server.token,
            "COLUMNS": "200"}
-    out = subprocess.run([sys.executable, "-m", "champion.cli", *args], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "champion", *args], capture_output=True,
                          text=True, env=env, timeout=120, cwd=cwd)
     if check and out.returncode != 0:
         raise AssertionError(f"champion {' '.join(args)} failed: {out.stderr}")
@@ -88,7 +88,7 @@ def test_cli_errors_are_one_line_without_traceback(server):
 
 def test_cli_without_a_valid_token_says_so(server):
     env = {**os.environ, "CHAMPION_URL": server.url, "CHAMPION_TOKEN": "wrong"}
-    out = subprocess.run([sys.executable, "-m", "champion.cli", "deployments"],
+    out = subprocess.run([sys.executable, "-m", "champion", "deployments"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 1 and "token" in out.stderr and "401" in out.stderr
 
@@ -98,7 +98,7 @@ def test_demo_runs_end_to_end(tmp_path):
 
     port = free_port()
     out = subprocess.run(
-        [sys.executable, "-m", "champion.cli", "demo", "--port", str(port), "--requests", "20",
+        [sys.executable, "-m", "champion", "demo", "--port", str(port), "--requests", "20",
          "--no-serve"],
         capture_output=True, text=True, timeout=180, cwd=tmp_path,
     )

@@ -290,7 +290,7 @@ def test_automatic_decision_promotes_a_clear_winner(tmp_path):
                 time.sleep(0.2)
             assert state["status"] == "stopped"
             assert state["decision"]["variant"] == "candidate"
-            assert state["history"][-1]["actor"] == "champion"
+            assert state["history"][-1]["actor"] == "controller"
             assert c.deployment("auto")["aliases"]["production"] == 2
     finally:
         srv.stop()
@@ -312,19 +312,19 @@ metrics:
   primary: reward
 """)
     env = {**os.environ, "CHAMPION_URL": server.url, "CHAMPION_TOKEN": server.token}
-    out = subprocess.run([sys.executable, "-m", "champion.cli", "apply", "-f", str(spec)],
+    out = subprocess.run([sys.executable, "-m", "champion", "apply", "-f", str(spec)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     running = client.experiments(name, "running")
     assert len(running) == 1 and running[0]["name"] == "try-v2"
     assert running[0]["weights"] == {"control": 0.7, "candidate": 0.3}
     spec.write_text(spec.read_text().replace("70, candidate: 30", "50, candidate: 50"))
-    out = subprocess.run([sys.executable, "-m", "champion.cli", "apply", "-f", str(spec)],
+    out = subprocess.run([sys.executable, "-m", "champion", "apply", "-f", str(spec)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert "weights updated" in out.stdout
     assert client.experiments(name, "running")[0]["weights"] == {"control": 0.5,
                                                                   "candidate": 0.5}
-    report = subprocess.run([sys.executable, "-m", "champion.cli", "experiment", "report",
+    report = subprocess.run([sys.executable, "-m", "champion", "experiment", "report",
                              running[0]["id"]], capture_output=True, text=True, env=env,
                             timeout=60)
     assert report.returncode == 0, report.stderr

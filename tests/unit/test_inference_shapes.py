@@ -1,4 +1,4 @@
-"""From ``{"data": ...}`` to calls: server/inference.py, pure, no server."""
+"""From ``{"data": ...}`` to calls: server/shapes.py, pure, no server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from champion.capture import capture
 from champion.errors import InvalidInput
-from champion.server.inference import bind, calls_for, is_batch
+from champion.server.shapes import bind, calls_for, is_batch
 
 
 def sig(fn: Callable[..., Any]) -> list[dict[str, Any]]:

@@ -362,6 +362,7 @@ class Client:
         shadow_percent: float | None = None,
         salt: str | None = None,
         start: bool = True,
+        **settings: dict[str, Any],
     ) -> dict[str, Any]:
         """Attach an experiment to an endpoint (started unless ``start=False``).
 
@@ -369,6 +370,9 @@ class Client:
         "candidate": "churn:2"}`` (a number means a version of the endpoint; an alias is
         pinned to the version it names now). ``metrics``: ``{"primary": "reward",
         "guardrails": [{"metric": "error_rate", "bad": "increase"}], "covariate": "pre"}``.
+        The strategy's own settings go under its name: ``canary={"steps": [5, 25, 50, 100]}``,
+        ``shadow={"percent": 10}``, ``bandit={...}``, ``interleave={...}``
+        (``champion experiment strategies`` lists them with their defaults).
         """
         body: dict[str, Any] = {"endpoint": endpoint, "strategy": strategy,
                                 "variants": variants or {}, "alpha": alpha, "start": start}
@@ -379,8 +383,19 @@ class Client:
         if auto:
             body["auto"] = auto if isinstance(auto, dict) else {"enabled": True}
         if shadow_percent is not None:
-            body["shadow"] = {"percent": shadow_percent}
+            settings = {**settings, "shadow": {**settings.get("shadow", {}),
+                                               "percent": shadow_percent}}
+        for key, value in settings.items():
+            if not isinstance(value, dict):
+                raise TypeError(f"create_experiment: {key}= takes the strategy's settings "
+                                "as a dict")
+            body[key] = value
         result: dict[str, Any] = self._request("POST", "/api/experiments", json=body)
+        return result
+
+    def strategies(self) -> list[dict[str, Any]]:
+        """The server's strategies, each with its settings (name, type, default, help)."""
+        result: list[dict[str, Any]] = self._request("GET", "/api/strategies")["strategies"]
         return result
 
     def apply_experiment(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -420,6 +435,25 @@ class Client:
         decision: Any = {"promote": promote} if promote else "keep"
         return self._transition(experiment_id, "stop", {"reason": reason,
                                                         "decision": decision})
+
+    def promote_experiment(self, experiment_id: str, variant: str | None = None,
+                           reason: str = "") -> dict[str, Any]:
+        """Stop and promote ``variant`` (default: the strategy's candidate, e.g. a canary's)."""
+        body: dict[str, Any] = {"reason": reason}
+        if variant is not None:
+            body["variant"] = variant
+        return self._transition(experiment_id, "promote", body)
+
+    def rollback_experiment(self, experiment_id: str, reason: str = "") -> dict[str, Any]:
+        """Stop now; ``production`` stays where it is."""
+        return self._transition(experiment_id, "rollback", {"reason": reason})
+
+    def timeline(self, experiment_id: str, since: float | None = None) -> list[dict[str, Any]]:
+        """The experiment's timeline: the points the controller kept while it ran."""
+        params = {"since": since} if since is not None else None
+        result: list[dict[str, Any]] = self._request(
+            "GET", f"/api/experiments/{experiment_id}/timeline", params=params)["points"]
+        return result
 
     def reweight(self, experiment_id: str, weights: dict[str, float],
                  reason: str = "") -> dict[str, Any]:

@@ -4,26 +4,34 @@ draft -> running <-> paused -> stopped (from any state but stopped). At most one
 running or paused per endpoint (the store enforces it). Every transition is recorded with
 when, who and why; stopping may promote a variant, which moves the endpoint's
 ``production`` alias.
+
+What an experiment does is its strategy's business (``champion.strategies``): this module
+validates what every experiment has (the endpoint, the variants, the control, the salt,
+alpha, metrics, automatic decisions), hands the strategy its own settings (the JSON under
+its name) and keeps the store's rows; it never names a strategy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from champion.errors import BadRequest, Conflict, NotFound
-from champion.routing import ABPolicy, RoutingPolicy, create_policy
-from champion.store.experiments import ExperimentConflict
+from champion.routing import RoutingPolicy
+from champion.store.experiments import ExperimentConflict, StateConflict
+from champion.store.leases import Fence
+from champion.strategies import STRATEGIES, Experiment, SettingsError, State, Step, Strategy
+from champion.strategies import get as get_strategy
 
 if TYPE_CHECKING:
     from champion.registry.service import Registry
 
-STRATEGIES = ("ab", "shadow")
 ARM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "start": (("draft",), "running"),
@@ -31,6 +39,8 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "resume": (("paused",), "running"),
     "stop": (("draft", "running", "paused"), "stopped"),
 }
+COMMON_KEYS = frozenset({"endpoint", "strategy", "variants", "control", "name", "salt",
+                         "alpha", "metrics", "auto", "start", "reason"})
 
 
 @dataclass(frozen=True)
@@ -50,11 +60,14 @@ class Active:
 
     id: str
     endpoint: str
-    strategy: str
     status: str
+    strategy: Strategy[Any]
+    settings: Any
+    state: State
+    state_version: int
+    exp: Experiment
     policy: RoutingPolicy
     arms: dict[str, Arm]
-    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -65,27 +78,44 @@ def new_id() -> str:
     return "exp_" + secrets.token_hex(4)
 
 
-def build_active(row: Mapping[str, Any]) -> Active:
-    config = row["config"]
-    arms = {name: Arm(name, *_split(label)) for name, label in config["variants"].items()}
-    policy = create_policy(row["strategy"], _policy_config(row))
-    return Active(row["id"], row["endpoint"], row["strategy"], row["status"], policy, arms,
-                  config)
-
-
-def _policy_config(row: Mapping[str, Any]) -> dict[str, Any]:
-    state = {k: v for k, v in (row["state"] or {}).items() if k in ("weights", "owner_runs")}
-    return {**row["config"]["policy"], **state}
-
-
 def _split(label: str) -> tuple[str, int]:
     dep, _, ver = label.rpartition(":")
     return dep, int(ver)
 
 
+def experiment_of(row: Mapping[str, Any]) -> Experiment:
+    """The strategy-independent view of a stored experiment."""
+    config = row["config"]
+    return Experiment(
+        id=row["id"], endpoint=row["endpoint"], strategy=row["strategy"],
+        variants=tuple(config["variants"]), labels=dict(config["variants"]),
+        control=config["control"], salt=str(config.get("salt", "")),
+        alpha=float(config.get("alpha", 0.05)), metrics=config.get("metrics") or {},
+        auto=config.get("auto") or {}, status=row["status"],
+        created_at=float(row["created_at"]), started_at=row["started_at"])
+
+
+def loaded(row: Mapping[str, Any]) -> tuple[Strategy[Any], Any, Experiment]:
+    """The row's strategy, its parsed settings and the experiment (SettingsError if the
+    strategy is not installed here)."""
+    strategy = get_strategy(row["strategy"])
+    exp = experiment_of(row)
+    settings = strategy.settings(row["config"].get(strategy.name) or {}, exp)
+    return strategy, settings, exp
+
+
+def build_active(row: Mapping[str, Any]) -> Active:
+    strategy, settings, exp = loaded(row)
+    state = dict(row["state"] or {})
+    arms = {name: Arm(name, *_split(label)) for name, label in exp.labels.items()}
+    return Active(row["id"], row["endpoint"], row["status"], strategy, settings, state,
+                  int(row.get("state_version") or 0), exp,
+                  strategy.policy(settings, state, exp), arms)
+
+
 def public(row: Mapping[str, Any]) -> dict[str, Any]:
     config = row["config"]
-    out = {
+    out: dict[str, Any] = {
         "id": row["id"],
         "name": row["name"],
         "endpoint": row["endpoint"],
@@ -101,13 +131,63 @@ def public(row: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": config.get("metrics", {}),
         "auto": config.get("auto", {}),
         "alpha": config.get("alpha", 0.05),
+        "state_version": int(row.get("state_version") or 0),
     }
-    if row["strategy"] == "ab":
-        policy = _policy_config(row)
-        out["weights"] = dict(zip(policy["variants"], policy["weights"], strict=True))
-    if row["strategy"] == "shadow":
-        out["shadow"] = config.get("shadow", {})
+    try:
+        strategy, settings, exp = loaded(row)
+    except SettingsError as exc:
+        out["error"] = f"cannot read this experiment here: {exc}"
+        return out
+    out.update(strategy.describe(settings, dict(row["state"] or {}), exp))
     return out
+
+
+def _bad(exc: SettingsError) -> BadRequest:
+    return BadRequest(str(exc), field=exc.field)
+
+
+def _alpha(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw < 0.5:
+        raise BadRequest("'alpha' must be a number between 0 and 0.5", field="alpha")
+    return float(raw)
+
+
+def _metrics(raw: Any) -> dict[str, Any]:
+    metrics = raw or {}
+    if not isinstance(metrics, dict):
+        raise BadRequest("'metrics' is an object: primary, guardrails, covariate",
+                         field="metrics")
+    unknown = set(metrics) - {"primary", "guardrails", "covariate"}
+    if unknown:
+        raise BadRequest(f"unknown key metrics.{sorted(unknown)[0]}; known: primary, "
+                         "guardrails, covariate", field="metrics")
+    for key in ("primary", "covariate"):
+        if metrics.get(key) is not None and not isinstance(metrics[key], str):
+            raise BadRequest(f"metrics.{key} is a feedback metric's name", field="metrics")
+    guardrails = metrics.get("guardrails") or []
+    if not isinstance(guardrails, list):
+        raise BadRequest("metrics.guardrails is a list", field="metrics")
+    for g in guardrails:
+        if (not isinstance(g, dict) or not isinstance(g.get("metric"), str)
+                or g.get("bad", "decrease") not in ("decrease", "increase")):
+            raise BadRequest("each guardrail is {\"metric\": NAME, \"bad\": "
+                             "\"decrease\"|\"increase\"}", field="metrics")
+    return metrics
+
+
+def _auto(raw: Any) -> dict[str, Any]:
+    if raw is None or raw is False:
+        return {"enabled": False, "min_units": 100}
+    if raw is True:
+        raw = {"enabled": True}
+    if not isinstance(raw, dict):
+        raise BadRequest("'auto' is true, false or {\"enabled\": true, \"min_units\": N}",
+                         field="auto")
+    min_units = raw.get("min_units", 100)
+    if isinstance(min_units, bool) or not isinstance(min_units, int) or not (
+            1 <= min_units <= 10**9):
+        raise BadRequest("auto.min_units is a whole number of units >= 1", field="auto")
+    return {"enabled": bool(raw.get("enabled")), "min_units": min_units}
 
 
 class Experiments:
@@ -137,78 +217,85 @@ class Experiments:
         endpoint = body.get("endpoint")
         if not isinstance(endpoint, str) or not await self.registry.exists(endpoint):
             raise NotFound(f"no deployment named {endpoint!r} to attach an experiment to")
-        strategy = body.get("strategy", "ab")
-        if strategy not in STRATEGIES:
-            raise BadRequest(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+        try:
+            strategy = get_strategy(body.get("strategy", "ab"))
+        except SettingsError as exc:
+            raise _bad(exc) from None
+        legacy = set(strategy.legacy(body))
+        unknown = sorted(set(body) - COMMON_KEYS - legacy - {strategy.name}
+                         - {k for k in body if k in ("weights", "percent", "coverage", "kind")
+                            and body[k] is None})
+        if unknown:
+            other = [k for k in unknown if k in STRATEGIES]
+            if other:
+                raise BadRequest(f"settings for {other[0]!r} given, but this experiment's "
+                                 f"strategy is {strategy.name!r}", field=other[0])
+            raise BadRequest(f"unknown field {unknown[0]!r}; an experiment takes "
+                             f"{', '.join(sorted(COMMON_KEYS))} and its strategy's settings "
+                             f"under {strategy.name!r}", field=unknown[0])
         variants = body.get("variants")
-        if not isinstance(variants, dict) or len(variants) < 2:
-            raise BadRequest("'variants' maps at least two variant names to versions, e.g. "
-                             '{"control": "churn:1", "candidate": "churn:2"}')
+        low, high = strategy.min_variants, strategy.max_variants
+        words = {1: "one", 2: "two", 3: "three"}
+        count = (words.get(low, str(low)) if high == low else
+                 f"at least {words.get(low, low)}" if high is None else f"{low} to {high}")
+        if not isinstance(variants, dict) or not low <= len(variants) <= (high or 10**6):
+            raise BadRequest(f"'variants' maps {count} variant names to versions (strategy "
+                             f"{strategy.name}), e.g. "
+                             '{"control": "churn:1", "candidate": "churn:2"}', field="variants")
+        if len(variants) > 100:
+            raise BadRequest("at most 100 variants", field="variants")
         arms = [await self._arm(endpoint, n, s) for n, s in variants.items()]
         names = [a.name for a in arms]
         control = body.get("control", names[0])
         if control not in names:
-            raise BadRequest(f"control {control!r} is not one of the variants {names}")
+            raise BadRequest(f"control {control!r} is not one of the variants {names}",
+                             field="control")
         names.remove(control)
         names.insert(0, control)
         by_name = {a.name: a for a in arms}
-        salt = str(body.get("salt") or secrets.token_hex(8))
-        alpha = float(body.get("alpha", 0.05))
-        if not 0 < alpha < 0.5:
-            raise BadRequest("'alpha' must be between 0 and 0.5")
-        metrics = body.get("metrics") or {}
-        if not isinstance(metrics, dict):
-            raise BadRequest("'metrics' is an object: primary, guardrails, covariate")
-        for g in metrics.get("guardrails", []) or []:
-            if not isinstance(g, dict) or "metric" not in g or g.get("bad", "decrease") not in (
-                    "decrease", "increase"):
-                raise BadRequest("each guardrail is {\"metric\": NAME, \"bad\": "
-                                 "\"decrease\"|\"increase\"}")
-        auto = body.get("auto") or {}
-        if auto.get("enabled") and not metrics.get("primary"):
-            raise BadRequest("automatic decisions need metrics.primary")
+        salt = body.get("salt") or secrets.token_hex(8)
+        if not isinstance(salt, (str, int)) or isinstance(salt, bool) or "|" in str(salt) or (
+                len(str(salt)) > 64):
+            raise BadRequest("'salt' is a string of at most 64 characters without '|'",
+                             field="salt")
+        name = body.get("name") or ""
+        if not isinstance(name, str):
+            raise BadRequest("'name' is a string", field="name")
+        own = body.get(strategy.name)
+        if own is not None and not isinstance(own, dict):
+            raise BadRequest(f"{strategy.name!r} holds the strategy's settings as an object",
+                             field=strategy.name)
         config: dict[str, Any] = {
             "variants": {n: by_name[n].label for n in names},
             "control": control,
-            "alpha": alpha,
-            "metrics": metrics,
-            "auto": {"enabled": bool(auto.get("enabled")), "min_units": int(
-                auto.get("min_units", 100))},
+            "salt": str(salt),
+            "alpha": _alpha(body.get("alpha", 0.05)),
+            "metrics": _metrics(body.get("metrics")),
+            "auto": _auto(body.get("auto")),
         }
+        now = time.time()
+        row: dict[str, Any] = {
+            "id": new_id(), "name": name[:128], "endpoint": endpoint,
+            "strategy": strategy.name, "status": "draft", "config": config, "state": {},
+            "active_endpoint": None, "created_at": now, "created_by": actor,
+            "started_at": None, "stopped_at": None, "decision": None, "state_version": 0,
+        }
+        exp = experiment_of(row)
         try:
-            if strategy == "ab":
-                weights_in = body.get("weights") or {n: 1 for n in names}
-                if set(weights_in) != set(names):
-                    raise BadRequest(f"'weights' needs one weight per variant: {names}")
-                policy = create_policy("ab", {
-                    "variants": names, "weights": [float(weights_in[n]) for n in names],
-                    "salt": salt})
-            else:
-                shadow = body.get("shadow") or {}
-                percent = float(shadow.get("percent", body.get("percent", 100.0)))
-                policy = create_policy("shadow", {
-                    "primary": control, "shadows": names[1:], "percent": percent,
-                    "salt": salt, "sample_by": shadow.get("sample_by", "request")})
-                config["shadow"] = {"percent": percent, "kind": shadow.get("kind", "auto"),
-                                    "field": shadow.get("field")}
+            settings = strategy.settings({**strategy.legacy(body), **(own or {})}, exp)
+            state = strategy.initial_state(settings, exp)
+            strategy.policy(settings, state, exp)  # it must route
+        except SettingsError as exc:
+            raise _bad(exc) from None
         except (ValueError, TypeError, KeyError) as exc:
-            raise BadRequest(f"invalid experiment: {exc}") from None
-        config["policy"] = policy.to_config()
-        row = {
-            "id": new_id(),
-            "name": str(body.get("name") or "")[:128],
-            "endpoint": endpoint,
-            "strategy": strategy,
-            "status": "draft",
-            "config": config,
-            "state": {},
-            "active_endpoint": None,
-            "created_at": time.time(),
-            "created_by": actor,
-        }
+            raise BadRequest(f"invalid {strategy.name} experiment: {exc}") from None
+        config[strategy.name] = strategy.dump(settings)
+        row["state"] = state
         if body.get("start") and self.registry.experiment_for(endpoint) is not None:
-            raise Conflict(f"endpoint {endpoint!r} already has a running experiment; "
-                           "stop it first")
+            running = self.registry.experiment_for(endpoint)
+            raise Conflict(f"endpoint {endpoint!r} already has a running experiment "
+                           f"{running.id if running else ''}; stop it first",
+                           experiment=running.id if running else None)
         await asyncio.to_thread(self.store.create_experiment, row, actor)
         if body.get("start"):
             return await self.transition(row["id"], "start", actor, str(body.get("reason", "")))
@@ -237,15 +324,18 @@ class Experiments:
     # ------------------------------------------------------------ changes
 
     async def transition(self, experiment_id: str, action: str, actor: str, reason: str = "",
-                         decision: dict[str, Any] | None = None) -> dict[str, Any]:
+                         decision: Mapping[str, Any] | None = None, *,
+                         state: State | None = None, fence: Fence | None = None
+                         ) -> dict[str, Any]:
         if action not in TRANSITIONS:
             raise BadRequest(f"unknown action {action!r}; one of {', '.join(TRANSITIONS)}")
         expect, to_status = TRANSITIONS[action]
         row = await self._row(experiment_id)
         promote = None
+        stored: dict[str, Any] | None = dict(decision) if decision is not None else None
         if action == "stop":
-            decision = decision or {"action": "keep"}
-            promote = decision.get("promote")
+            stored = stored or {"action": "keep"}
+            promote = stored.get("promote")
             if promote is not None:
                 label = row["config"]["variants"].get(promote)
                 if label is None:
@@ -255,47 +345,83 @@ class Experiments:
                 if dep != row["endpoint"]:
                     raise Conflict(f"cannot promote {promote!r} ({label}): production of "
                                    f"{row['endpoint']!r} can only point at its own versions")
-                decision = {"action": "promote", "variant": promote, "version": version}
+                stored = {"action": "promote", "variant": promote, "version": version}
         try:
             updated = await asyncio.to_thread(
                 self.store.transition_experiment, experiment_id, expect, to_status, actor,
-                action, reason, decision or {}, decision=decision)
+                action, reason, stored or {}, decision=stored, state=state, fence=fence)
         except LookupError as exc:
             raise Conflict(f"cannot {action} experiment {experiment_id}: it is {exc.args[0]}"
                            ) from None
         except ExperimentConflict:
-            raise Conflict(f"endpoint {row['endpoint']!r} already has a running experiment; "
-                           "stop it first") from None
-        if promote is not None and decision is not None:
-            await self.registry.set_alias(row["endpoint"], "production", decision["version"],
+            running = self.registry.experiment_for(row["endpoint"])
+            raise Conflict(f"endpoint {row['endpoint']!r} already has a running experiment "
+                           f"{running.id if running else ''}; stop it first",
+                           experiment=running.id if running else None) from None
+        if promote is not None and stored is not None:
+            await self.registry.set_alias(row["endpoint"], "production", stored["version"],
                                           actor, reason=f"experiment {experiment_id}: "
                                           f"promote {promote}")
         await self.registry.refresh(force=True)
         return public(updated)
 
+    async def promote(self, experiment_id: str, variant: str | None, actor: str,
+                      reason: str = "") -> dict[str, Any]:
+        """Stop and promote ``variant`` (default: the one the strategy says is promotable)."""
+        if variant is None:
+            row = await self._row(experiment_id)
+            try:
+                strategy, settings, exp = loaded(row)
+            except SettingsError as exc:
+                raise _bad(exc) from None
+            variant = strategy.promotable(settings, dict(row["state"] or {}), exp, None)
+            if variant is None:
+                raise BadRequest("name the variant to promote: {\"variant\": NAME}")
+        return await self.transition(experiment_id, "stop", actor, reason or "promote",
+                                     {"promote": variant})
+
+    async def rollback(self, experiment_id: str, actor: str, reason: str = ""
+                       ) -> dict[str, Any]:
+        """Stop; production stays where it is (the candidates get no more traffic)."""
+        return await self.transition(experiment_id, "stop", actor, reason or "rollback",
+                                     {"action": "rollback"})
+
     async def reweight(self, experiment_id: str, weights: Mapping[str, float], actor: str,
                        reason: str = "") -> dict[str, Any]:
         row = await self._row(experiment_id)
-        if row["strategy"] != "ab":
-            raise BadRequest("only A/B experiments have weights")
         if row["status"] == "stopped":
             raise Conflict(f"experiment {experiment_id} is stopped")
-        current = create_policy("ab", _policy_config(row))
-        assert isinstance(current, ABPolicy)
-        names = list(current.variants)
-        if set(weights) != set(names):
-            raise BadRequest(f"'weights' needs one weight per variant: {names}")
         try:
-            new = current.reweighted([float(weights[n]) for n in names])
-        except ValueError as exc:
-            raise BadRequest(f"invalid weights: {exc}") from None
-        # Units seen since now are all assigned under the new weights: the SRM check counts
-        # those, against these weights.
-        state = {"weights": list(new.weights), "owner_runs": new.to_config()["owner_runs"],
-                 "reweighted_at": time.time()}
-        status = row["status"]
-        updated = await asyncio.to_thread(
-            self.store.transition_experiment, experiment_id, (status,), status, actor,
-            "reweight", reason, {"weights": dict(weights)}, state=state)
-        await self.registry.refresh(force=True)
-        return public(updated)
+            strategy, settings, exp = loaded(row)
+            state = strategy.reweight(settings, dict(row["state"] or {}), exp, weights,
+                                      time.time())
+        except SettingsError as exc:
+            raise _bad(exc) from None
+        clean = {k: float(v) for k, v in weights.items()}
+        if not all(math.isfinite(v) for v in clean.values()):
+            raise BadRequest("weights are finite numbers", field="weights")
+        try:
+            await asyncio.to_thread(self.store.update_experiment_state, experiment_id,
+                                    int(row["state_version"]), state, actor, "reweight",
+                                    reason, {"weights": clean})
+        except StateConflict:
+            raise Conflict(f"experiment {experiment_id} changed meanwhile; try again") from None
+        await self.registry.refresh_states()
+        return await self.get(experiment_id)
+
+    async def apply_step(self, row: Mapping[str, Any], step: Step, actor: str,
+                         fence: Fence | None = None) -> bool:
+        """Carry out what a strategy's ``step`` returned (the controller's path). False when
+        the experiment moved meanwhile (another writer won), so nothing was applied."""
+        try:
+            if step.action is not None:
+                await self.transition(row["id"], step.action, actor, step.reason,
+                                      step.decision, state=step.state, fence=fence)
+            elif step.state is not None:
+                await asyncio.to_thread(
+                    self.store.update_experiment_state, row["id"], int(row["state_version"]),
+                    step.state, actor, step.event, step.reason, {}, fence=fence)
+                await self.registry.refresh_states()
+        except (StateConflict, Conflict):
+            return False
+        return True

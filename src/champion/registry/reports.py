@@ -1,22 +1,34 @@
-"""Experiment reports: gather sufficient statistics from the store, hand them to analysis/."""
+"""Experiment reports: gather the sufficient statistics a strategy asks for, let it report.
+
+A strategy's ``needs`` names statistics (``arms``, ``units_since``, ``window``,
+``shadow_pairs``, ``mirroring``) with their parameters; each has a gatherer here that reads
+the store. The strategy's ``report`` turns them into JSON. Nothing here names a strategy.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import orjson
 
-from champion.analysis.report import (
-    ArmData,
-    Guardrail,
-    MetricSums,
-    ShadowPair,
-    ab_report,
-    shadow_report,
-)
+from champion.analysis.report import ArmData, MetricSums, ShadowPair
+from champion.registry.experiments import loaded
 from champion.store import Store
+from champion.strategies import SettingsError
+
+Gatherer = Callable[[Store, Mapping[str, Any], Mapping[str, Any], "Context"], Any]
+
+
+class Context:
+    """What gatherers may need beyond the store: this process's runtime counters."""
+
+    def __init__(self, runtime_status: Mapping[str, int] | None = None) -> None:
+        self.runtime_status = dict(runtime_status or {})
 
 
 def _json(text: str | None) -> Any:
@@ -28,7 +40,8 @@ def _json(text: str | None) -> Any:
         return None
 
 
-def gather_ab(store: Store, row: dict[str, Any]) -> list[ArmData]:
+def gather_arms(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                ctx: Context) -> list[ArmData]:
     """Per arm: exposure and, per metric, sums over units (units without feedback count 0)."""
     config = row["config"]
     exposure = store.arm_exposure(row["id"])
@@ -52,7 +65,6 @@ def gather_ab(store: Store, row: dict[str, Any]) -> list[ArmData]:
         covariate = store.unit_covariate(row["endpoint"], covariate_name)
         for arm, unit in store.arm_units(row["id"]):
             arm_units[arm].append(unit)
-    weights = _weights(row)
     metrics = sorted({m for _, m in values})
     arms: list[ArmData] = []
     for name in config["variants"]:
@@ -72,66 +84,83 @@ def gather_ab(store: Store, row: dict[str, Any]) -> list[ArmData]:
                 ms.x_sum_sq = sum(x * x for x, _ in xs)
                 ms.xy_sum = sum(x * y for x, y in xs)
             sums[metric] = ms
-        arms.append(ArmData(name=name, weight=weights.get(name, 0.0),
-                            requests=exp["requests"], units=exp["units"],
-                            errors=exp["errors"], latency_ms=exp["latency_ms"], metrics=sums))
+        arms.append(ArmData(name=name, weight=0.0, requests=exp["requests"],
+                            units=exp["units"], errors=exp["errors"],
+                            latency_ms=exp["latency_ms"], metrics=sums))
     return arms
 
 
-def _weights(row: dict[str, Any]) -> dict[str, float]:
-    config = row["config"]
-    if row["strategy"] != "ab":
-        return {n: 1.0 for n in config["variants"]}
-    policy = {**config["policy"], **{k: v for k, v in (row["state"] or {}).items()
-                                     if k in ("weights", "owner_runs")}}
-    return dict(zip(policy["variants"], map(float, policy["weights"]), strict=True))
+def gather_units_since(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                       ctx: Context) -> dict[str, int]:
+    """Per arm: distinct units with a request at or after ``since``."""
+    return store.arm_units_since(row["id"], float(params["since"]))
 
 
-def build_ab(store: Store, row: dict[str, Any]) -> dict[str, Any]:
-    config = row["config"]
-    metrics = config.get("metrics") or {}
-    arms = gather_ab(store, row)
-    guardrails = [Guardrail(g["metric"], g.get("bad", "decrease"))
-                  for g in metrics.get("guardrails", []) or []]
-    since = (row["state"] or {}).get("reweighted_at")
-    srm_units = store.arm_units_since(row["id"], since) if since else None
-    report = ab_report(arms, config["control"], alpha=float(config.get("alpha", 0.05)),
-                       primary=metrics.get("primary"), guardrails=guardrails,
-                       srm_units=srm_units)
-    if since:
-        report["srm"]["since"] = since
-    return report
+def gather_window(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                  ctx: Context) -> dict[str, Any]:
+    """Per arm over a time window: requests, errors, latency samples, feedback sums."""
+    until = params.get("until")
+    return store.arm_window(row["id"], row["endpoint"], float(params["since"]),
+                            list(params.get("metrics") or []),
+                            until=None if until is None else float(until),
+                            samples=int(params.get("samples", 20_000)))
 
 
-def build_shadow(store: Store, row: dict[str, Any], runtime_status: dict[str, int]
-                 ) -> dict[str, Any]:
-    shadow_cfg = row["config"].get("shadow", {})
-    pairs_by_arm: dict[str, list[ShadowPair]] = defaultdict(list)
-    for r in store.shadow_pairs(row["id"]):
-        pairs_by_arm[r["arm"]].append(ShadowPair(
-            live=_json(r["live"]), shadow=_json(r["shadow"]),
+def gather_shadow_pairs(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                        ctx: Context) -> dict[str, list[ShadowPair]]:
+    """Per shadow arm: the live and shadow answers of the same requests, with any label."""
+    by_arm: dict[str, list[ShadowPair]] = defaultdict(list)
+    for r in store.shadow_pairs(row["id"], int(params.get("limit", 100_000))):
+        by_arm[r["arm"]].append(ShadowPair(
+            live=_json(r["live_output"]), shadow=_json(r["shadow_output"]),
             live_ms=float(r["live_ms"]), shadow_ms=float(r["shadow_ms"]),
             live_ok=r["live_status"] == 200, shadow_ok=r["shadow_status"] == 200,
             label=_json(r["label"])))
-    shadows = [n for n in row["config"]["variants"] if n != row["config"]["control"]]
-    return {
-        "shadows": {
-            name: shadow_report(pairs_by_arm.get(name, []), kind=shadow_cfg.get("kind", "auto"),
-                                field=shadow_cfg.get("field"),
-                                alpha=float(row["config"].get("alpha", 0.05)),
-                                dropped=runtime_status.get("dropped", 0))
-            for name in shadows
-        },
-        "mirroring": runtime_status,
-    }
+    return dict(by_arm)
 
 
-async def build(store: Store, row: dict[str, Any], runtime_status: dict[str, int]
-                ) -> dict[str, Any]:
-    if row["strategy"] == "shadow":
-        body = await asyncio.to_thread(build_shadow, store, row, runtime_status)
-    else:
-        body = await asyncio.to_thread(build_ab, store, row)
-    return {"experiment": row["id"], "endpoint": row["endpoint"], "strategy": row["strategy"],
-            "status": row["status"], "variants": row["config"]["variants"],
-            "control": row["config"]["control"], **body}
+def gather_mirroring(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                     ctx: Context) -> dict[str, int]:
+    """This process's counters of mirrored, dropped and failed shadow calls."""
+    return dict(ctx.runtime_status)
+
+
+GATHERERS: dict[str, Gatherer] = {
+    "arms": gather_arms,
+    "units_since": gather_units_since,
+    "window": gather_window,
+    "baseline": gather_window,
+    "shadow_pairs": gather_shadow_pairs,
+    "mirroring": gather_mirroring,
+}
+
+
+def build_sync(store: Store, row: Mapping[str, Any],
+               runtime_status: Mapping[str, int] | None = None, *, now: float | None = None,
+               rng: np.random.Generator | None = None) -> dict[str, Any]:
+    """The experiment's report (synchronous: run it in a thread from the event loop)."""
+    now = time.time() if now is None else now
+    head = {"experiment": row["id"], "endpoint": row["endpoint"],
+            "strategy": row["strategy"], "status": row["status"],
+            "variants": row["config"]["variants"], "control": row["config"]["control"],
+            "generated_at": now}
+    try:
+        strategy, settings, exp = loaded(row)
+    except SettingsError as exc:
+        return {**head, "error": f"cannot report on this experiment here: {exc}"}
+    state = dict(row["state"] or {})
+    ctx = Context(runtime_status)
+    stats: dict[str, Any] = {}
+    for name, params in strategy.needs(settings, state, exp, now).items():
+        gatherer = GATHERERS.get(name)
+        if gatherer is None:
+            raise KeyError(f"strategy {strategy.name!r} needs unknown statistics {name!r}")
+        stats[name] = gatherer(store, row, params, ctx)
+    body = strategy.report(settings, state, exp, stats, now,
+                           rng if rng is not None else np.random.default_rng())
+    return {**head, **body}
+
+
+async def build(store: Store, row: Mapping[str, Any],
+                runtime_status: Mapping[str, int] | None = None) -> dict[str, Any]:
+    return await asyncio.to_thread(build_sync, store, row, runtime_status)

@@ -122,13 +122,7 @@ class Registry:
             aliases = await asyncio.to_thread(self.store.all_aliases)
             deployments = await asyncio.to_thread(self.store.list_deployments)
             active = await asyncio.to_thread(self.store.active_experiments)
-            built: dict[str, Active] = {}
-            for row in active:
-                try:
-                    built[row["endpoint"]] = build_active(row)
-                except Exception:
-                    log.exception("cannot route experiment %s; serving production", row["id"])
-            self._active = built
+            self._active = self._build(active)
             self._aliases = aliases
             self._configs = {d["name"]: dict(d["config"] or {}) for d in deployments}
             live = set(aliases)
@@ -138,6 +132,33 @@ class Registry:
                 if k[0] in live and v.config == self._configs.get(k[0], {})
             }
             self._generation = generation
+        return True
+
+    @staticmethod
+    def _build(rows: list[dict[str, Any]]) -> dict[str, Active]:
+        built: dict[str, Active] = {}
+        for row in rows:
+            try:
+                built[row["endpoint"]] = build_active(row)
+            except Exception:
+                log.exception("cannot route experiment %s; serving production", row["id"])
+        return built
+
+    async def refresh_states(self) -> bool:
+        """Follow the hot state of running experiments (a canary's step, a bandit's
+        allocation) without reloading the registry: only experiments whose state version
+        moved are rebuilt. Returns whether anything changed."""
+        versions = await asyncio.to_thread(self.store.active_state_versions)
+        current = {a.id: a for a in self._active.values()}
+        if set(versions) != set(current):
+            return await self.refresh(force=True)
+        stale = [i for i, v in versions.items() if current[i].state_version != v]
+        if not stale:
+            return False
+        async with self._lock:
+            rows = [await asyncio.to_thread(self.store.get_experiment, i) for i in stale]
+            rebuilt = self._build([r for r in rows if r is not None])
+            self._active = {**self._active, **rebuilt}
         return True
 
     def experiment_for(self, endpoint: str) -> Active | None:

@@ -23,7 +23,7 @@ from champion.server.http import actor, check_ref, json_response, read_json, req
 from champion.store.artifacts import valid_hash
 
 if TYPE_CHECKING:
-    from champion.server.app import State
+    from champion.server.state import State
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -151,7 +151,7 @@ async def deploy(request: Request) -> Response:
     )
     target = await st.registry.resolve(name, str(number))
     if body.get("validate", True):
-        st.runtime.adopt(provisional, st.spec_for(target))
+        st.runtime.adopt(provisional, st.executor.spec_for(target))
     return json_response(
         {
             "deployment": name,

@@ -23,7 +23,7 @@ from champion.server.http import json_response, read_json, require_token
 from champion.timeutil import parse_duration, parse_time
 
 if TYPE_CHECKING:
-    from champion.server.app import State
+    from champion.server.state import State
 
 MAX_FEEDBACK_BYTES = 32 * 1024 * 1024
 _OPTS = orjson.OPT_NON_STR_KEYS  # SQLAlchemy's row keys are str subclasses

@@ -22,7 +22,7 @@ from champion.errors import ChampionError
 if TYPE_CHECKING:
     from champion.events.writer import EventWriter
     from champion.registry import Target
-    from champion.server.inference import Call
+    from champion.server.shapes import Call
 
 log = logging.getLogger("champion.shadow")
 

@@ -1,0 +1,5 @@
+"""``python -m champion``: the ``champion`` command."""
+
+from champion.main import main
+
+main()
