@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 
 import click
 from rich.syntax import Syntax
-from rich.table import Table
 
 from champion import __version__
-from champion.console import console, err_console, handle_errors
+from champion.console import console, err_console, handle_errors, print_table, user_frames
 from champion.console import fail as _fail
 from champion.console import when as _when
 
@@ -29,10 +28,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def client_options(fn: F) -> F:
     fn = click.option("--token", envvar="CHAMPION_TOKEN", default=None,
-                      help="Admin token [env CHAMPION_TOKEN; default: DATA_DIR/token].")(fn)
-    fn = click.option("--url", envvar="CHAMPION_URL", default="http://127.0.0.1:8000",
-                      show_default=True, help="Server URL [env CHAMPION_URL].")(fn)
+                      help="Admin token [env CHAMPION_TOKEN; default: the one `champion "
+                      "login` saved, or CHAMPION_HOME/token].")(fn)
+    fn = click.option("--url", envvar="CHAMPION_URL", default=None,
+                      help="Server URL, or host:port [env CHAMPION_URL; default: the one "
+                      "`champion login` saved, or http://127.0.0.1:8000].")(fn)
     return fn
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")(fn)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
 
 
 def _client(url: str, token: str | None) -> Any:
@@ -49,6 +58,46 @@ def main() -> None:
 
     Start a server with `champion serve`, or try everything with `champion demo`.
     """
+
+
+# ---------------------------------------------------------------------- login
+
+
+@main.command()
+@click.argument("url", required=False)
+@click.option("--token", default=None, help="The admin token [default: asked for, hidden; "
+              "or CHAMPION_TOKEN].")
+@handle_errors
+def login(url: str | None, token: str | None) -> None:
+    """Save URL and its admin token for the CLI and the Python client (a file only you can
+    read), and make URL the default server.
+
+    URL may be host:port. Afterwards `champion deployments`, `champion.connect()` and the
+    rest need neither --url nor --token.
+    """
+    from champion.client import Client
+    from champion.client.config import normalize_url, save_login
+
+    url = normalize_url(url or os.environ.get("CHAMPION_URL") or "http://127.0.0.1:8000")
+    token = token or os.environ.get("CHAMPION_TOKEN") or click.prompt(
+        f"admin token for {url}", hide_input=True)
+    with Client(url, token) as client:
+        client.deployments()  # checks the address and the token before saving them
+    path = save_login(url, token)
+    console.print(f"logged in to {url}; saved in {path} (mode 600)", highlight=False)
+
+
+@main.command()
+@click.argument("url", required=False)
+@handle_errors
+def logout(url: str | None) -> None:
+    """Forget the token saved for URL (default: the default server)."""
+    from champion.client.config import forget
+
+    if forget(url):
+        console.print("logged out", highlight=False)
+    else:
+        console.print("no saved login for that server", highlight=False)
 
 
 # ---------------------------------------------------------------------- deploy
@@ -84,6 +133,15 @@ def deploy(target: str, name: str | None, packages: tuple[str, ...], files: tupl
     os.chdir(path.parent)
     try:
         namespace = runpy.run_path(str(path), run_name="__champion_deploy__")
+    except SyntaxError as exc:
+        _fail(f"{path_text}:{exc.lineno}: SyntaxError: {exc.msg}"
+              + (f"\n  {exc.text.rstrip()}" if exc.text else ""))
+    except SystemExit:
+        _fail(f"{path_text} called sys.exit() while it was being imported")
+    except BaseException as exc:  # the user's module raised at import
+        frames = user_frames(exc, str(path))
+        _fail(f"{path_text} raised {type(exc).__name__} while it was being imported: {exc}"
+              + (f"\n{frames}" if frames else ""))
     finally:
         os.chdir(old)
     fn = namespace.get(fn_name)
@@ -105,34 +163,38 @@ def deploy(target: str, name: str | None, packages: tuple[str, ...], files: tupl
 
 
 @main.command()
+@json_option
 @client_options
 @handle_errors
-def deployments(url: str, token: str | None) -> None:
+def deployments(as_json: bool, url: str, token: str | None) -> None:
     """List deployments."""
     rows = _client(url, token).deployments()
-    table = Table("name", "production", "latest", "versions", "created", "by")
-    for r in rows:
-        table.add_row(r["name"], str(r["production"] or ""), str(r["latest"] or ""),
-                      str(r["versions"]), _when(r["created_at"]), r["created_by"])
-    console.print(table)
+    if as_json:
+        _echo_json(rows)
+        return
+    print_table(["name", "production", "latest", "versions", "created", "by"],
+                [[r["name"], r["production"], r["latest"], r["versions"],
+                  _when(r["created_at"]), r["created_by"]] for r in rows])
 
 
 @main.command()
 @click.argument("name")
+@json_option
 @client_options
 @handle_errors
-def versions(name: str, url: str, token: str | None) -> None:
+def versions(name: str, as_json: bool, url: str, token: str | None) -> None:
     """List the versions of NAME with their aliases."""
     info = _client(url, token).deployment(name)
+    if as_json:
+        _echo_json(info)
+        return
     by_version: dict[int, list[str]] = {}
     for alias, v in info["aliases"].items():
         by_version.setdefault(v, []).append(alias)
-    table = Table("version", "aliases", "function", "python", "created", "by")
-    for v in info["versions"]:
-        table.add_row(str(v["number"]), ", ".join(sorted(by_version.get(v["number"], []))),
-                      v["function_name"], v["python_version"], _when(v["created_at"]),
-                      v["created_by"])
-    console.print(table)
+    print_table(["version", "aliases", "function", "python", "created", "by"],
+                [[v["number"], ", ".join(sorted(by_version.get(v["number"], []))),
+                  v["function_name"], v["python_version"], _when(v["created_at"]),
+                  v["created_by"]] for v in info["versions"]])
 
 
 @main.command()
@@ -158,6 +220,10 @@ def show(name: str, version: str, as_json: bool, url: str, token: str | None) ->
         console.print(f"value {key}: {meta['type']} (sha256 {meta['sha256'][:12]})")
     for path in info["files"]:
         console.print(f"file {path}")
+    if info.get("pickled_function"):
+        err_console.print("[yellow]note:[/] this function was pickled by value (its source "
+                          "could not be read where it was defined, e.g. a plain Python "
+                          "shell): the listing below may lack its body", highlight=False)
     console.print(Syntax(info["source"], "python", line_numbers=False))
 
 
@@ -258,15 +324,18 @@ def configure(name: str, workers: int | None, timeout: float | None,
 @main.command()
 @click.argument("name")
 @click.option("--limit", type=int, default=50, show_default=True)
+@json_option
 @client_options
 @handle_errors
-def history(name: str, limit: int, url: str, token: str | None) -> None:
+def history(name: str, limit: int, as_json: bool, url: str, token: str | None) -> None:
     """Show who deployed, promoted and rolled back NAME, and when."""
     rows = _client(url, token).history(name, limit)
-    table = Table("when", "who", "action", "detail")
-    for r in rows:
-        table.add_row(_when(r["ts"]), r["actor"], r["action"], json.dumps(r["detail"]))
-    console.print(table)
+    if as_json:
+        _echo_json(rows)
+        return
+    print_table(["when", "who", "action", "detail"],
+                [[_when(r["ts"]), r["actor"], r["action"], json.dumps(r["detail"])]
+                 for r in rows])
 
 
 # ---------------------------------------------------------------------- inference and logs
@@ -284,7 +353,13 @@ def history(name: str, limit: int, url: str, token: str | None) -> None:
 def predict(name: str, data: str, version: str | None, unit: str | None, full: bool,
             url: str, token: str | None) -> None:
     """Call endpoint NAME with --data and print the answer."""
-    text = Path(data[1:]).read_text() if data.startswith("@") else data
+    if data.startswith("@"):
+        try:
+            text = Path(data[1:]).read_text()
+        except OSError as exc:
+            _fail(f"--data {data}: cannot read {data[1:]}: {exc.strerror or exc}")
+    else:
+        text = data
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -432,8 +507,7 @@ def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bu
     def fmt(v: Any, spec: str = ".1f") -> str:
         return "-" if v is None else format(v, spec)
 
-    table = Table("version", "bucket", "requests", "error rate", "p50 ms", "p90 ms", "p99 ms",
-                  "feedback", "accuracy")
+    rows: list[list[Any]] = []
     for series in data["versions"]:
         cells = [("total", series["totals"])]
         if per_bucket:
@@ -442,11 +516,13 @@ def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bu
             fb = ", ".join(f"{k}: {v['mean']:.3g} (n={v['count']})"
                            for k, v in cell["feedback"].items())
             acc = cell["accuracy"]
-            table.add_row(str(series["version"] or "-"), label, str(cell["requests"]),
-                          fmt(cell["error_rate"], ".2%"), fmt(cell["latency_ms"]["p50"]),
-                          fmt(cell["latency_ms"]["p90"]), fmt(cell["latency_ms"]["p99"]),
-                          fb, f"{acc['accuracy']:.1%} (n={acc['labels']})" if acc else "-")
-    console.print(table)
+            rows.append([series["version"] or "-", label, cell["requests"],
+                         fmt(cell["error_rate"], ".2%"), fmt(cell["latency_ms"]["p50"]),
+                         fmt(cell["latency_ms"]["p90"]), fmt(cell["latency_ms"]["p99"]),
+                         fb or "-", f"{acc['accuracy']:.1%} (n={acc['labels']})" if acc
+                         else "-"])
+    print_table(["version", "bucket", "requests", "error rate", "p50 ms", "p90 ms", "p99 ms",
+                 "feedback", "accuracy"], rows)
     for metric, v in data.get("unit_feedback", {}).items():
         console.print(f"by unit: {metric}: mean {v['mean']:.4g} (n={v['count']})")
 
@@ -646,14 +722,12 @@ def experiment_list(endpoint: str | None, status: str | None, as_json: bool, url
     """List experiments, newest first."""
     rows = _client(url, token).experiments(endpoint, status)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
-    table = Table("id", "endpoint", "strategy", "status", "variants", "created")
-    for e in rows:
-        table.add_row(e["id"], e["endpoint"], e["strategy"], e["status"],
-                      ", ".join(f"{k}={v}" for k, v in e["variants"].items()),
-                      _when(e["created_at"]))
-    console.print(table)
+    print_table(["id", "endpoint", "strategy", "status", "variants", "created"],
+                [[e["id"], e["endpoint"], e["strategy"], e["status"],
+                  ", ".join(f"{k}={v}" for k, v in e["variants"].items()),
+                  _when(e["created_at"])] for e in rows])
 
 
 @experiment.command("show")

@@ -108,18 +108,30 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
 
         example = '{"data": {"tenure": 1.2, "support_calls": -0.3, "usage": 0.5}}'
         print(f"""
-Try it (admin token: {token})
+Try it, in another shell (admin token: {token}):
 
-  curl -s -X POST {url}/v1/churn -H 'Content-Type: application/json' \\
+  export CHAMPION_URL={url} CHAMPION_TOKEN={token}
+
+  curl -s -X POST $CHAMPION_URL/v1/churn -H 'Content-Type: application/json' \\
        -d '{example}'
+  champion deployments
+  champion versions churn
+  champion logs churn
+  champion metrics churn                # requests, errors, latency per version
 
-  champion deployments --url {url} --token {token}
-  champion versions churn --url {url} --token {token}
-  champion logs churn --url {url} --token {token}
-  champion promote churn 2 --url {url} --token {token}
+Report an outcome for a request (its id is in every answer), then test version 2 on live
+traffic:
 
-  python -c "import champion; champion.connect('{url}', token='{token}'); \\
-print(champion.predict('churn', {{'tenure': 2.0}}))"
+  champion predict churn -d '{{"tenure": 2.0}}' --unit user-1 --full
+  champion feedback churn --request-id REQUEST_ID --reward 1
+  champion experiment create churn --variant control=churn:1 --variant candidate=churn:2 \\
+      --primary reward
+  champion experiment report EXPERIMENT_ID
+  champion experiment create churn --strategy canary --variant stable=churn:1 \\
+      --variant canary=churn:2 --steps 5,25,50,100    # after stopping the A/B test
+  champion promote churn 2              # or by hand
+
+  python -c "import champion; print(champion.predict('churn', {{'tenure': 2.0}}))"
 """, flush=True)
         if not serve_forever:
             return

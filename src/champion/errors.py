@@ -16,6 +16,7 @@
     ├── ModelError (500)              the user's function raised
     ├── WorkerCrashed (502)           the worker process died mid-request
     ├── Unavailable (503)
+    │   └── Unreachable (503)         client side: no server answered at that address
     └── ModelTimeout (504)            the function ran past its timeout
 
 The server turns any of them into the one JSON error shape
@@ -33,6 +34,8 @@ class ChampionError(Exception):
 
     status_code: int = 500
     type_name: str = "internal_error"
+    #: True for errors raised on the client's side without any answer from a server.
+    local: bool = False
 
     def __init__(self, message: str, *, request_id: str | None = None, **detail: Any) -> None:
         super().__init__(message)
@@ -112,6 +115,13 @@ class Unavailable(ChampionError):
     type_name = "unavailable"
 
 
+class Unreachable(Unavailable):
+    """No server answered: refused, unknown host, timed out connecting (client side)."""
+
+    type_name = "unreachable"
+    local = True
+
+
 class ModelTimeout(ChampionError):
     status_code = 504
     type_name = "timeout"
@@ -132,6 +142,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     ModelError,
     WorkerCrashed,
     Unavailable,
+    Unreachable,
     ModelTimeout,
 )
 

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import PgDatabase, Server, pg_available
 from tests.e2e.rawhttp import post_many
 
+pytestmark = pytest.mark.slow  # seconds each: `pytest -m "not slow"` skips them
+
 
 def stable(x):
     return 1

@@ -39,6 +39,7 @@ PINNED = {
     "ModelError": (500, "model_error"),
     "WorkerCrashed": (502, "worker_crashed"),
     "Unavailable": (503, "unavailable"),
+    "Unreachable": (503, "unreachable"),  # client side: no server answered
     "ModelTimeout": (504, "timeout"),
 }
 

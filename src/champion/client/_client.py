@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import os
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +14,9 @@ import httpx
 import orjson
 
 from champion.capture import capture
-from champion.errors import Unavailable, error_from_response
+from champion.client.config import TOKEN_HELP, resolve
+from champion.errors import Unauthorized, Unavailable, Unreachable, error_from_response
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 _UNSET: Any = object()
 
 
@@ -41,26 +41,21 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _find_token() -> str | None:
-    token = os.environ.get("CHAMPION_TOKEN")
-    if token:
-        return token
-    home = Path(os.environ.get("CHAMPION_HOME", "./champion-data"))
-    path = home / "token"
-    return path.read_text().strip() if path.is_file() else None
-
-
 class Client:
     """A connection to one champion server.
 
-    ``url`` defaults to ``$CHAMPION_URL`` or http://127.0.0.1:8000; ``token`` to
-    ``$CHAMPION_TOKEN`` or the token file of a local data directory.
+    ``url`` defaults to ``$CHAMPION_URL``, the server saved by ``champion login``, or
+    http://127.0.0.1:8000 (``host:port`` is accepted); ``token`` to ``$CHAMPION_TOKEN``, the
+    token saved by ``champion login`` for that URL, or the token file of the local data
+    directory (``$CHAMPION_HOME``, default ./champion-data).
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  timeout: float = 120.0, user: str | None = None) -> None:
-        self.url = (url or os.environ.get("CHAMPION_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token if token is not None else _find_token()
+        found = resolve(url, token)
+        self.url = found.url
+        self.token = found.token
+        self.token_source = found.token_source
         headers = {"x-champion-user": user or _user()}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
@@ -88,14 +83,29 @@ class Client:
         try:
             resp = self._http.request(method, path, content=body, params=params, headers=hdrs)
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the champion server at {self.url}: {exc}") from None
+            raise self._transport_error(exc) from None
         try:
             data = orjson.loads(resp.content) if resp.content else None
         except orjson.JSONDecodeError:
             data = resp.text
         if resp.status_code >= 400:
-            raise error_from_response(resp.status_code, data)
+            error = error_from_response(resp.status_code, data)
+            if isinstance(error, Unauthorized) and self.token is None:
+                error.message = f"{error.message}. No token was found here: {TOKEN_HELP}"
+            raise error
         return data
+
+    def _transport_error(self, exc: httpx.TransportError) -> Unavailable:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            reason = str(exc).split("] ")[-1] or type(exc).__name__
+            return Unreachable(f"could not reach a champion server at {self.url} ({reason}): "
+                               "is `champion serve` running there? Point elsewhere with "
+                               "--url or CHAMPION_URL")
+        if isinstance(exc, httpx.TimeoutException):
+            return Unavailable(f"the champion server at {self.url} did not answer in time "
+                               f"({type(exc).__name__})")
+        return Unavailable(f"the connection to the champion server at {self.url} failed: "
+                           f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ deploy
 
@@ -341,7 +351,7 @@ class Client:
                         out.write(chunk)
                         written += len(chunk)
         except httpx.TransportError as exc:
-            raise Unavailable(f"cannot reach the champion server at {self.url}: {exc}") from None
+            raise self._transport_error(exc) from None
         return written
 
 
@@ -488,6 +498,9 @@ def connect(url: str | None = None, token: str | None = None, **kwargs: Any) -> 
     if _default is not None:
         _default.close()
     _default = Client(url, token, **kwargs)
+    if _default.token is None:
+        warnings.warn(f"champion.connect({_default.url!r}): no admin token found; deploys and "
+                      f"other admin calls will answer 401: {TOKEN_HELP}", stacklevel=2)
     return _default
 
 
@@ -499,8 +512,13 @@ def _client() -> Client:
 
 
 def deploy(fn: Callable[..., Any], name: str | None = None, **kwargs: Any) -> DeployedVersion:
-    """Deploy ``fn`` as a new version; see Client.deploy."""
-    return _client().deploy(fn, name, **kwargs)
+    """Deploy ``fn`` as a new version; see Client.deploy. Its warnings (a source that could
+    not be read, a package version that differs on the server) are also issued as Python
+    warnings, so that a notebook shows them."""
+    version = _client().deploy(fn, name, **kwargs)
+    for message in version.warnings:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return version
 
 
 def predict(deployment: str, data: Any, **kwargs: Any) -> Any:

@@ -41,6 +41,24 @@ def serve(**flags: Any) -> None:
     run_server(config)
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None when it can."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def run_server(config: Config) -> None:
     import uvicorn
 
@@ -48,6 +66,10 @@ def run_server(config: Config) -> None:
     from champion.store import Store
     from champion.store.migrations import SchemaTooNew
 
+    busy = port_in_use(config.host, config.port)
+    if busy:
+        fail(f"cannot listen on {config.host}:{config.port}: {busy} (is another champion "
+             f"serve running? choose another port with --port {config.port + 1})")
     try:  # open (and migrate) the store first, so a problem is one clear line
         Store.open(config.data_path, config.database_url).close()
     except SchemaTooNew as exc:

@@ -111,8 +111,10 @@ def require_token(request: Request, token: str) -> None:
     given = bearer_token(request)
     if given is None:
         raise Unauthorized(
-            "this call needs the admin token: send 'Authorization: Bearer <token>' "
-            "(champion serve prints it on first start; it is kept in DATA_DIR/token)"
+            "this call needs the admin token: send 'Authorization: Bearer <token>'. "
+            "champion serve prints it on first start and keeps it in its data directory "
+            "(DATA_DIR/token); the CLI takes --token or CHAMPION_TOKEN, `champion login URL` "
+            "saves it once, and the CLI and the client also read CHAMPION_HOME/token"
         )
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise Unauthorized("the token is not valid for this server")
