@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import platform
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,7 @@ class Registry:
         self._generation = -1
         self._lock = asyncio.Lock()
         self._active: dict[str, Active] = {}
+        self._last_miss_check = 0.0
         self.experiments = Experiments(self)
 
     # ------------------------------------------------------------ cache
@@ -181,9 +183,22 @@ class Registry:
         assert self._aliases is not None
         return self._aliases
 
+    async def _refresh_on_miss(self) -> bool:
+        """A name or alias the cache does not know may have just been made through another
+        server sharing the store: check the store's generation (one cheap query, at most
+        every 50 ms, so that made-up names cannot flood the store)."""
+        now = time.monotonic()
+        if now - self._last_miss_check < 0.05:
+            return False
+        self._last_miss_check = now
+        return await self.refresh()
+
     async def resolve(self, name: str, ref: str = "production") -> Target:
         """The version that ``name``/``ref`` (a number or an alias) names right now."""
         aliases = (await self._alias_map()).get(name)
+        if (aliases is None or (not ref.isdigit() and ref not in aliases)) and (
+                await self._refresh_on_miss()):
+            aliases = (await self._alias_map()).get(name)
         if aliases is None:
             raise NotFound(f"no deployment named {name!r}", deployment=name)
         if ref.isdigit():

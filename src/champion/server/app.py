@@ -98,6 +98,12 @@ async def _stop_deleted(st: State) -> None:
         await st.runtime.stop(key)
 
 
+def app_from_environment() -> InferenceFastPath:
+    """The app of one of several replicas started by ``champion serve --replicas N``: its
+    settings come from the CHAMPION_* environment the parent set."""
+    return create_app(Config.load(), announce_token=False)
+
+
 def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastPath:
     """Build the application; the store opens and the background tasks start on startup."""
     load_strategy_modules(config.strategy_modules)
@@ -105,7 +111,8 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         data = config.data_path
-        store = await asyncio.to_thread(Store.open, data, config.database_url)
+        store = await asyncio.to_thread(Store.open, data, config.database_url,
+                                        config.artifacts_path)
         token, created = load_or_create_token(config)
         if created and announce_token:
             print(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from champion.store import migrations
 from champion.store import schema as t
-from champion.store.artifacts import ArtifactStore
+from champion.store.artifacts import Artifacts, ArtifactStore
 from champion.store.experiments import ExperimentStoreMixin
 from champion.store.ledger import LedgerMixin
 
@@ -58,19 +58,23 @@ def _sqlite_engine(data_dir: Path, pragmas: Any, pool: int) -> sa.Engine:
 
 
 class Store(LedgerMixin, ExperimentStoreMixin):
-    def __init__(self, engine: sa.Engine, artifacts: ArtifactStore,
+    def __init__(self, engine: sa.Engine, artifacts: Artifacts,
                  log_engine: sa.Engine | None = None) -> None:
         self.engine = engine
         # Request events go through their own connection on SQLite (see _sqlite_log_pragmas).
         self.log_engine = log_engine or engine
         self.artifacts = artifacts
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.writer = secrets.token_hex(4)  # rollup rows of this process (schema.py)
         self._write_lock = threading.Lock() if self.is_sqlite else None
 
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, data_dir: Path, database_url: str = "") -> Store:
+    def open(cls, data_dir: Path, database_url: str = "",
+             artifacts_dir: Path | None = None) -> Store:
+        """Open (and migrate) the store: SQLite in ``data_dir`` unless ``database_url``;
+        artifacts under ``artifacts_dir`` (default ``data_dir/artifacts``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         log_engine = None
         if database_url:
@@ -86,7 +90,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             if log_engine is not None:
                 log_engine.dispose()
             raise
-        store = cls(engine, ArtifactStore(data_dir / "artifacts"), log_engine)
+        store = cls(engine, ArtifactStore(artifacts_dir or data_dir / "artifacts"), log_engine)
         store.ensure_meta("generation", "0")
         store.ensure_meta("secret", secrets.token_hex(32))
         return store

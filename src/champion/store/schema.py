@@ -118,12 +118,15 @@ sa.Index("ix_feedback_deployment_ts", feedback.c.deployment, feedback.c.ts)
 sa.Index("ix_feedback_request_id", feedback.c.request_id)
 sa.Index("ix_feedback_unit", feedback.c.deployment, feedback.c.unit)
 
+# Rollups are kept per writer (one per server process): two replicas never update the same
+# row, so the request log's writers never wait on each other; readers sum over writers.
 rollup_minutes = sa.Table(
     "rollup_minutes",
     metadata,
     sa.Column("deployment", sa.String(128), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True),
     sa.Column("requests", sa.Integer, nullable=False),
     sa.Column("errors", sa.Integer, nullable=False),
     sa.Column("latency_sum", sa.Float, nullable=False),
@@ -136,6 +139,7 @@ rollup_latency = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
 )
 
@@ -221,5 +225,6 @@ rollup_arms = sa.Table(
     sa.Column("arm", sa.String(64), primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
 )
