@@ -31,7 +31,7 @@ from champion.registry import Registry, Target
 from champion.registry.experiments import Active
 from champion.routing import RoutingDecision, RoutingRequest
 from champion.runtime.pool import PoolSpec, Runtime
-from champion.server import admin, experiments, observe
+from champion.server import admin, experiments, observe, ui
 from champion.server.http import (
     check_content_type,
     check_ref,
@@ -408,6 +408,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         *experiments.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
+        *ui.routes(),  # the dashboard: / and /ui/...
     ]
     app = Starlette(
         routes=routes,

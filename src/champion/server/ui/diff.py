@@ -1,0 +1,62 @@
+"""The difference between two versions: their source and their pinned packages (difflib)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LINES = 5000
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str  # "add", "del", "hunk", "same"
+    text: str
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    a: int
+    b: int
+    source: list[Line]
+    packages: list[tuple[str, str | None, str | None]]  # name, in a, in b (changed only)
+    python: tuple[str, str]
+    truncated: bool
+
+    @property
+    def identical(self) -> bool:
+        return not self.source and not self.packages and self.python[0] == self.python[1]
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def unified(old: str, new: str, old_name: str, new_name: str,
+            context: int = 3) -> tuple[list[Line], bool]:
+    """Unified-diff lines, each with its kind; whether they were cut at :data:`MAX_LINES`."""
+    out: list[Line] = []
+    for raw in difflib.unified_diff(_lines(old), _lines(new), old_name, new_name,
+                                    lineterm="", n=context):
+        if raw.startswith(("---", "+++")):
+            continue
+        kind = ("hunk" if raw.startswith("@@") else "add" if raw.startswith("+")
+                else "del" if raw.startswith("-") else "same")
+        out.append(Line(kind, raw))
+        if len(out) >= MAX_LINES:
+            return out, True
+    return out, False
+
+
+def versions(name: str, a: dict[str, Any], b: dict[str, Any]) -> VersionDiff:
+    """``a`` and ``b`` as the API describes a version (GET .../versions/{n})."""
+    source, truncated = unified(str(a.get("source") or ""), str(b.get("source") or ""),
+                                f"{name}:{a['version']}", f"{name}:{b['version']}")
+    pa: dict[str, str] = dict(a.get("packages") or {})
+    pb: dict[str, str] = dict(b.get("packages") or {})
+    packages = [(p, pa.get(p), pb.get(p)) for p in sorted(set(pa) | set(pb))
+                if pa.get(p) != pb.get(p)]
+    return VersionDiff(int(a["version"]), int(b["version"]), source, packages,
+                       (str(a.get("python_version", "")), str(b.get("python_version", ""))),
+                       truncated)
