@@ -267,6 +267,25 @@ def test_stop_from_the_page_stops_the_experiment_and_promotes(tab, client, seede
     assert tab.errors == [], tab.errors
 
 
+def test_pages_follow_changes_made_elsewhere_without_a_reload(tab, client, seeded):
+    exp_id = seeded["experiment"]
+    page = tab.sign_in(f"/ui/experiments/{exp_id}")
+    page.evaluate("window.notReloaded = true")
+    client.pause_experiment(exp_id, reason="from a notebook")
+    page.wait_for_function("() => document.getElementById('experiment-status').textContent"
+                           " === 'paused'", timeout=15_000)
+    assert "from a notebook" in page.locator("#experiment-history").inner_text()
+    assert page.locator("#resume-button").count() == 1
+    tab.go("/ui/experiments?endpoint=" + seeded["name"])
+    page.evaluate("window.notReloaded = true")
+    assert page.locator("#status-paused").count() == 1
+    client.stop_experiment(exp_id)
+    page.wait_for_selector("#status-stopped", timeout=15_000)
+    assert page.locator("#status-paused").count() == 0
+    assert page.evaluate("window.notReloaded") is True
+    assert tab.errors == [], tab.errors
+
+
 def test_a_post_without_the_csrf_token_is_refused_in_the_browser(tab, client, seeded):
     name = seeded["name"]
     page = tab.sign_in(f"/ui/deployments/{name}")

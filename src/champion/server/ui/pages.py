@@ -101,15 +101,24 @@ def _by_status(experiments: list[dict[str, Any]]) -> list[tuple[str, list[dict[s
     return [(s, groups[s]) for s in order]
 
 
+def list_revision(experiments: list[dict[str, Any]]) -> str:
+    """What the list shows, in short (experiments.js computes the same from the API)."""
+    return ",".join(sorted(f"{e.get('id')}:{e.get('status')}" for e in experiments))
+
+
 @page
 async def experiments(request: Request, session: Session) -> Response:
     endpoint = request.query_params.get("endpoint") or None
+    status = request.query_params.get("status") or None
     found = await call(request, session, "GET", "/api/experiments",
-                       query={"endpoint": endpoint})
-    return render(request, "experiments.html", {
+                       query={"endpoint": endpoint, "status": status})
+    context = {
         "page": "experiments", "groups": _by_status(found["experiments"]),
-        "endpoint": endpoint, "statuses": STATUS_ORDER,
-    }, session=session)
+        "endpoint": endpoint, "status": status, "revision": list_revision(found["experiments"]),
+    }
+    if request.query_params.get("fragment") == "list":
+        return render(request, "_experiment_list.html", context, session=session)
+    return render(request, "experiments.html", context, session=session)
 
 
 def experiment_context(data: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ const modules = {
   deployments: "./deployments.js",
   deployment: "./deployment.js",
   experiment: "./experiment.js",
+  experiments: "./experiments.js",
 };
 if (modules[page]) {
   import(modules[page]).then((m) => m.start()).catch((err) => {
