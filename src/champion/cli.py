@@ -126,7 +126,8 @@ def run_server(config: Config) -> None:
         config.data_path / "champion.db")
     err_console.print(
         f"champion {__version__} serving on http://{config.host}:{config.port} "
-        f"(store: {store})", highlight=False,
+        f"(store: {store}); dashboard: http://{config.host}:{config.port}/ui/",
+        highlight=False,
     )
     uvicorn.run(
         create_app(config),

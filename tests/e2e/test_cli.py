@@ -105,6 +105,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "deployed churn:1" in out.stderr and "deployed churn:2" in out.stderr
     assert f"curl -s -X POST http://127.0.0.1:{port}/v1/churn" in out.stdout
+    assert f"Dashboard: http://127.0.0.1:{port}/ui/" in out.stdout
+    assert f"http://127.0.0.1:{port}/ui/login?code=" in out.stdout
 
 
 def test_feedback_metrics_and_log_export_from_the_cli(server, client, unique_name, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LINES = 5000
@@ -23,10 +23,14 @@ class VersionDiff:
     packages: list[tuple[str, str | None, str | None]]  # name, in a, in b (changed only)
     python: tuple[str, str]
     truncated: bool
+    # captured values and files whose content differs: (kind, name, in a, in b), where
+    # "in a" is the value's type (a file: "file"), None when absent
+    artifacts: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return not self.source and not self.packages and self.python[0] == self.python[1]
+        return (not self.source and not self.packages and not self.artifacts
+                and self.python[0] == self.python[1])
 
 
 def _lines(text: str) -> list[str]:
@@ -59,4 +63,24 @@ def versions(name: str, a: dict[str, Any], b: dict[str, Any]) -> VersionDiff:
                 if pa.get(p) != pb.get(p)]
     return VersionDiff(int(a["version"]), int(b["version"]), source, packages,
                        (str(a.get("python_version", "")), str(b.get("python_version", ""))),
-                       truncated)
+                       truncated, _artifacts(a, b))
+
+
+def _artifacts(a: dict[str, Any], b: dict[str, Any]
+               ) -> list[tuple[str, str, str | None, str | None]]:
+    """Captured values (by their content's digest) and files that differ."""
+    out: list[tuple[str, str, str | None, str | None]] = []
+    va: dict[str, Any] = dict(a.get("values") or {})
+    vb: dict[str, Any] = dict(b.get("values") or {})
+    for name in sorted(set(va) | set(vb)):
+        x, y = va.get(name), vb.get(name)
+        if (x or {}).get("sha256") != (y or {}).get("sha256"):
+            out.append(("value", name, None if x is None else str(x.get("type") or "value"),
+                        None if y is None else str(y.get("type") or "value")))
+    fa: dict[str, Any] = dict(a.get("files") or {})
+    fb: dict[str, Any] = dict(b.get("files") or {})
+    for name in sorted(set(fa) | set(fb)):
+        if fa.get(name) != fb.get(name):
+            out.append(("file", name, None if name not in fa else "file",
+                        None if name not in fb else "file"))
+    return out

@@ -92,8 +92,8 @@ async function latest() {
     const feedback = Object.entries(r.feedback || {}).map(([k, v]) => `${k}: ${fmt(v, null)}`).join(", ");
     const out = r.error || r.output;
     return el("tr", { "data-request": r.request_id },
-      el("td", {}, when(r.ts)),
-      el("td", {}, el("code", {}, r.request_id)),
+      el("td", { class: "nowrap" }, when(r.ts)),
+      el("td", { class: "rid" }, el("code", {}, r.request_id)),
       el("td", { class: "num" }, r.version ?? "—"),
       el("td", {}, r.arm ? `${r.arm} (${r.variant})` : r.variant || "—"),
       el("td", {}, r.unit || "—"),

@@ -55,7 +55,7 @@ function sparkline(node, name, xs, ys) {
     width: 140, height: 32, legend: { show: false }, cursor: { show: false },
     axes: [{ show: false }, { show: false }],
     scales: { x: { time: true } },
-    series: [{}, { stroke: color, width: 1.5, points: { show: false } }],
+    series: [{}, { stroke: color, width: 1.5, points: { show: xs.length < 3, size: 4 } }],
   }, data, node);
   sparks.set(node, plot);
   window.champion.charts[`spark-${name}`] = { series: [{ label: "requests", x: xs, y: ys }], data };

@@ -36,13 +36,18 @@ export async function getJSON(url) {
   return body;
 }
 
-/** Run ``refresh`` now and every ``seconds`` while the page is visible; show how it went. */
+/** Run ``refresh`` now and then every ``seconds`` while the page is visible, and show how
+ *  it went. A slow refresh waits longer for the next (four times its own duration), so an
+ *  open tab never keeps the server busy computing a large report. */
 export function every(seconds, refresh) {
   let timer = null;
   let running = false;
+  let last = 0;
   const tick = async () => {
     if (running) return;
     running = true;
+    clearTimeout(timer);
+    const started = performance.now();
     try {
       await refresh();
       const el = status();
@@ -58,14 +63,11 @@ export function every(seconds, refresh) {
       }
     } finally {
       running = false;
+      last = performance.now() - started;
+      timer = setTimeout(() => { if (!document.hidden) tick(); }, Math.max(seconds * 1000, 4 * last));
     }
   };
-  const schedule = () => {
-    clearInterval(timer);
-    timer = setInterval(() => { if (!document.hidden) tick(); }, seconds * 1000);
-  };
   document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
-  schedule();
   return tick();
 }
 
