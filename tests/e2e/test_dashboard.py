@@ -170,6 +170,10 @@ def test_a_dashboard_change_needs_the_csrf_token_and_a_confirmation(server, clie
         other_site = http.post(url, data={"version": "2", "confirmed": "yes", "csrf": csrf},
                                headers={"origin": "http://evil.example"})
         assert other_site.status_code == 403
+        proxied = http.post(url, data={"version": "2", "csrf": csrf},
+                            headers={"origin": "https://champion.example",
+                                     "x-forwarded-host": "champion.example"})
+        assert proxied.status_code == 200, "behind a proxy: the host the browser saw"
         ask = http.post(url, data={"version": "2", "reason": "better", "csrf": csrf})
         assert ask.status_code == 200 and 'name="confirmed" value="yes"' in ask.text
         assert client.deployment(name)["aliases"]["production"] == 1

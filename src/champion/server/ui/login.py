@@ -60,12 +60,15 @@ async def read_form(request: Request) -> dict[str, str]:
 
 def same_origin(request: Request) -> bool:
     """A browser's POST from another site names that site in Origin: refuse it. (An absent or
-    "null" Origin, which privacy settings produce, is left to the CSRF token.)"""
+    "null" Origin, which privacy settings produce, is left to the CSRF token.) Behind a
+    proxy, the host the browser saw is in Host or X-Forwarded-Host."""
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return True
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+    seen = origin.split("://", 1)[-1].lower()
+    hosts = {request.headers.get("host", "").lower()}
+    hosts |= {h.strip().lower() for h in request.headers.get("x-forwarded-host", "").split(",")}
+    return seen in hosts
 
 
 def _set_session_cookie(request: Request, response: Response, value: str) -> None:

@@ -7,7 +7,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -97,8 +96,7 @@ env.globals["csrf_field"] = CSRF_FIELD
 
 
 def render(request: Request, template: str, context: dict[str, Any], *,
-           session: Session | None = None, status: int = 200,
-           started: float | None = None) -> Response:
+           session: Session | None = None, status: int = 200) -> Response:
     """A page: the template with the session's CSRF token and any flash message."""
     flash = take_flash(request, session)
     html = env.get_template(template).render(
@@ -107,9 +105,6 @@ def render(request: Request, template: str, context: dict[str, Any], *,
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/ui")
-    if started is not None:
-        response.headers["server-timing"] = (
-            f"page;dur={(time.perf_counter() - started) * 1000:.1f}")
     return response
 
 

@@ -181,9 +181,10 @@ class Chart {
     this.plot = null;
     this.shape = "";
     this.update(spec);
-    new ResizeObserver(() => {
+    this.resizer = new ResizeObserver(() => {
       if (this.plot) this.plot.setSize({ width: this.width(), height: 240 });
-    }).observe(this.plotEl);
+    });
+    this.resizer.observe(this.plotEl);
   }
 
   width() {
@@ -254,7 +255,10 @@ export function draw(figure, spec) {
 
 export function forget(figure) {
   const chart = live.get(figure);
-  if (chart && chart.plot) chart.plot.destroy();
+  if (chart) {
+    chart.resizer.disconnect();
+    if (chart.plot) chart.plot.destroy();
+  }
   live.delete(figure);
 }
 
