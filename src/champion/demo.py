@@ -42,6 +42,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
     raise SystemExit("champion demo: the server did not become ready")
 
 
+def _sign_in_link(url: str, token: str) -> str:
+    """A one-time link that signs a browser in to the dashboard (the token is not in it)."""
+    try:
+        r = httpx.post(url + "/api/ui/sign-in-link", headers={"authorization": f"Bearer {token}"},
+                       timeout=10)
+        r.raise_for_status()
+        return url + str(r.json()["path"])
+    except (httpx.HTTPError, KeyError, ValueError):
+        return f"{url}/ui/login (sign in with the admin token)"
+
+
 def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
              serve_forever: bool = True) -> None:
     import numpy as np
@@ -105,9 +116,14 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
         console.print(f"sent {sent} requests in {elapsed:.1f} s; versions 1 and 2 agreed on "
                       f"{agree}/{n_requests} customers")
         client.close()
+        sign_in = _sign_in_link(url, token)
 
         example = '{"data": {"tenure": 1.2, "support_calls": -0.3, "usage": 0.5}}'
         print(f"""
+Dashboard: {url}/ui/
+  sign this browser in once (the link works once, for 10 minutes):
+  {sign_in}
+
 Try it, in another shell (admin token: {token}):
 
   export CHAMPION_URL={url} CHAMPION_TOKEN={token}

@@ -8,6 +8,7 @@
     │   ├── InvalidInput (400)        data that does not fit the function
     │   └── DeployError (400)         unpicklable value, unimportable package
     ├── Unauthorized (401)
+    ├── Forbidden (403)               a dashboard session without its CSRF token
     ├── NotFound (404)
     ├── MethodNotAllowed (405)
     ├── Conflict (409)
@@ -75,6 +76,11 @@ class Unauthorized(ChampionError):
     type_name = "unauthorized"
 
 
+class Forbidden(ChampionError):
+    status_code = 403
+    type_name = "forbidden"
+
+
 class NotFound(ChampionError):
     status_code = 404
     type_name = "not_found"
@@ -134,6 +140,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     InvalidInput,
     DeployError,
     Unauthorized,
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     Conflict,

@@ -109,6 +109,8 @@ def test_demo_runs_end_to_end(tmp_path):
     for headline in ("champion metrics churn", "champion feedback churn",
                      "champion experiment create churn", "--strategy canary"):
         assert headline in out.stdout, headline
+    assert f"Dashboard: http://127.0.0.1:{port}/ui/" in out.stdout
+    assert f"http://127.0.0.1:{port}/ui/login?code=" in out.stdout
 
 
 def test_feedback_metrics_and_log_export_from_the_cli(server, client, unique_name, tmp_path):

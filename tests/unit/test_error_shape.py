@@ -31,6 +31,7 @@ PINNED = {
     "InvalidInput": (400, "invalid_input"),
     "DeployError": (400, "deploy_error"),
     "Unauthorized": (401, "unauthorized"),
+    "Forbidden": (403, "forbidden"),
     "NotFound": (404, "not_found"),
     "MethodNotAllowed": (405, "method_not_allowed"),
     "Conflict": (409, "conflict"),

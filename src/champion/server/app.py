@@ -25,7 +25,7 @@ from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
 from champion.runtime.pool import Runtime
-from champion.server import admin, experiments, health, observe
+from champion.server import admin, experiments, health, observe, ui
 from champion.server.execution import Executor
 from champion.server.http import error_response
 from champion.server.inference import InferenceFastPath, infer
@@ -164,6 +164,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         *experiments.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
+        *ui.routes(),  # the dashboard: / and /ui/...
     ]
     app = Starlette(
         routes=routes,

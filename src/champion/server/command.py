@@ -87,7 +87,8 @@ def run_server(config: Config) -> None:
     replicas = max(1, config.replicas)
     err_console.print(
         f"champion {__version__} serving on http://{config.host}:{config.port} "
-        f"(store: {store}" + (f", {replicas} processes)" if replicas > 1 else ")"),
+        f"(store: {store}" + (f", {replicas} processes" if replicas > 1 else "")
+        + f"); dashboard: http://{config.host}:{config.port}/ui/",
         highlight=False,
     )
     options: dict[str, Any] = {

@@ -20,6 +20,8 @@ from champion.errors import (
 )
 
 JSON_TYPE = "application/json"
+COOKIE_NAME = "champion_session"  # champion.server.ui.session.COOKIE
+SESSION_SCOPE_KEY = "champion.session"  # champion.server.ui.session.SCOPE_KEY
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -108,8 +110,14 @@ def bearer_token(request: Request) -> str | None:
 
 
 def require_token(request: Request, token: str) -> None:
+    """The admin token as a bearer token; or else a dashboard session cookie (see
+    :mod:`champion.server.ui.session`: any method but GET also needs its CSRF header)."""
     given = bearer_token(request)
     if given is None:
+        from champion.server.ui import session  # the dashboard's modules import this one
+
+        if COOKIE_NAME in request.cookies and session.authenticate(request, token):
+            return
         raise Unauthorized(
             "this call needs the admin token: send 'Authorization: Bearer <token>'. "
             "champion serve prints it on first start and keeps it in its data directory "
@@ -121,5 +129,8 @@ def require_token(request: Request, token: str) -> None:
 
 
 def actor(request: Request) -> str:
+    """Who is acting: X-Champion-User, else "dashboard" for a dashboard session, else "admin"."""
     user = request.headers.get("x-champion-user", "").strip()
-    return user[:128] or "admin"
+    if user:
+        return user[:128]
+    return "dashboard" if SESSION_SCOPE_KEY in request.scope else "admin"
