@@ -185,7 +185,7 @@ def _view(body: Mapping[str, Any], exp: Experiment) -> dict[str, Any]:
     alerts = []
     if srm.get("fired"):
         alerts.append(alert("srm", "error", "Sample ratio mismatch", srm.get("message", ""),
-                            greys=("lift", "means")))
+                            greys=("comparisons", "lift", "means", "p")))
     arms = body.get("arms") or []
     arm_rows = [{"variant": a["name"], "version": exp.labels.get(a["name"], ""),
                  "weight": a.get("weight"), "units": a.get("units"),
