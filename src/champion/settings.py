@@ -115,6 +115,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between checks of running experiments for automatic decisions.",
     ),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error."),
+    Setting(
+        "build_timeout",
+        float,
+        600.0,
+        "Seconds a version's own environment may take to build before its deploy fails.",
+    ),
+    Setting(
+        "env_budget_gb",
+        float,
+        10.0,
+        "Size budget of DATA_DIR/envs in GiB; beyond it the least recently used "
+        "environments not in use are removed.",
+    ),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -140,6 +153,8 @@ class Config:
     retention_interval: float = 300.0
     controller_interval: float = 5.0
     log_level: str = "info"
+    build_timeout: float = 600.0
+    env_budget_gb: float = 10.0
 
     @property
     def data_path(self) -> Path:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from champion.errors import BadRequest, ChampionError, DeployError
 from champion.registry.service import check_config, check_name
 from champion.runtime.pool import PoolSpec
+from champion.server import environments
 from champion.server.http import actor, check_ref, json_response, read_json, require_token
 from champion.store.artifacts import valid_hash
 
@@ -125,14 +126,19 @@ async def deploy(request: Request) -> Response:
     if not isinstance(manifest, dict):
         raise BadRequest("the deploy body needs a 'manifest' object")
     config = check_config(body.get("config"))
-    warnings = await asyncio.to_thread(st.registry.check_manifest, manifest)
     fields = {
         "function_name": str(manifest["function_name"])[:256],
         "source": str(body.get("source", "")),
         "python_version": str(manifest.get("python_version", "")),
         "packages": manifest.get("packages", {}),
         "manifest": manifest,
+        "origin": body.get("origin") if isinstance(body.get("origin"), dict) else None,
     }
+    plan = await asyncio.to_thread(environments.plan_deploy, manifest)
+    if plan is not None:  # its own environment: built by a job, 202 at once
+        return await environments.deploy(st, request, name, manifest, fields, config, plan,
+                                         bool(body.get("validate", True)))
+    warnings = await asyncio.to_thread(st.registry.check_manifest, manifest)
     workers = int(config.get("workers", st.config.workers))
     timeout = float(config.get("timeout", st.config.timeout))
     started = time.perf_counter()
@@ -161,6 +167,7 @@ async def deploy(request: Request) -> Response:
             "url": f"/v1/{name}/{number}",
             "endpoint": f"/v1/{name}",
             "load_seconds": round(time.perf_counter() - started, 3),
+            "status": "ready",
             "warnings": warnings,
         },
         status=201,

@@ -30,8 +30,9 @@ from champion.events import EventWriter, RequestIds
 from champion.registry import Registry, Target
 from champion.registry.experiments import Active
 from champion.routing import RoutingDecision, RoutingRequest
+from champion.runtime.envs import EnvManager
 from champion.runtime.pool import PoolSpec, Runtime
-from champion.server import admin, experiments, observe
+from champion.server import admin, environments, experiments, modelbit, observe
 from champion.server.http import (
     check_content_type,
     check_ref,
@@ -41,7 +42,7 @@ from champion.server.http import (
     read_body,
     require_token,
 )
-from champion.server.inference import Call, calls_for
+from champion.server.inference import Call, call_options, request_calls, worker_message
 from champion.server.shadow import ShadowJob, ShadowRunner
 from champion.server.telemetry import Telemetry
 from champion.settings import Config
@@ -80,11 +81,16 @@ class State:
     shadow_events: EventWriter | None = None
     shadows: ShadowRunner = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    envs: EnvManager | None = None  # per-version environments (runtime/envs.py)
+    builds: dict[tuple[str, int], environments.Job] = field(default_factory=dict)
 
     def spec_for(self, target: Target) -> PoolSpec:
         key = (target.deployment, target.version)
         spec = self.specs.get(key)
-        if spec is None or spec.manifest is not target.manifest:
+        own = (environments.worker_for(self.envs, target)
+               if target.environment or target.status != "ready" else None)
+        if spec is None or spec.manifest is not target.manifest or (
+                spec.python != (own.python if own else None)):
             cfg = target.config
             spec = PoolSpec(
                 key=key,
@@ -94,6 +100,9 @@ class State:
                 idle_timeout=cfg.get("idle_timeout"),
                 batch_max_size=int(cfg.get("batch_max_size", 0)),
                 batch_max_wait_ms=float(cfg.get("batch_max_wait_ms", 0.0)),
+                python=own.python if own else None,
+                environ=own.environ if own else None,
+                env_id=own.env_id if own else None,
             )
             self.specs[key] = spec
         return spec
@@ -113,7 +122,7 @@ class State:
         spec = self.spec_for(target)
         if background:
             spec = self.background_spec(spec)
-        if spec.batch_max_size > 1:
+        if spec.batch_max_size > 1 and not target.manifest.get("dataframe"):
             if any(len(args) != 1 or kwargs for args, kwargs in calls):
                 raise InvalidInput("micro-batching is on for this deployment: its function "
                                    "takes one parameter (a list of inputs)")
@@ -123,7 +132,7 @@ class State:
             return orjson.dumps([[i, y] for i, y in zip(ids, outputs, strict=True)],
                                 option=orjson.OPT_NON_STR_KEYS)
         try:
-            message = orjson.dumps({"calls": calls, "ids": ids})
+            message = orjson.dumps(worker_message(target.manifest, calls, ids))
         except orjson.JSONEncodeError:  # read at up to 1024 levels, written at up to 254
             raise InvalidInput("the data is nested too deeply (over 250 levels)") from None
         return await self.runtime.call(spec, message, timeout)
@@ -176,9 +185,10 @@ async def infer(request: Request) -> Response:
             target = await st.registry.resolve(arm.deployment, str(arm.version))
         else:
             target = await st.registry.resolve(name, check_ref(name, ref))
-        calls, ids = calls_for(parsed, target.signature)
+        calls, ids = request_calls(parsed, target.signature, target.manifest)
         batch_size = len(calls)
-        out = await st.execute(target, calls, ids)
+        options = call_options(parsed, float(target.config.get("timeout", st.config.timeout)))
+        out = await st.execute(target, calls, ids, options.timeout)
     except Exception as caught:
         exc = caught if isinstance(caught, ChampionError) else None
         if exc is None:  # a bug of ours: answered and logged like any failed call
@@ -248,7 +258,7 @@ async def _mirror(st: State, active: Active, decision: RoutingDecision, request_
         try:
             arm = active.arms[name]
             target = await st.registry.resolve(arm.deployment, str(arm.version))
-            calls, ids = calls_for(parsed, target.signature)
+            calls, ids = request_calls(parsed, target.signature, target.manifest)
             st.shadows.submit(ShadowJob(active.id, name, target, request_id, calls, ids))
         except Exception:
             st.shadows.failed[active.id] += 1
@@ -370,7 +380,11 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
             events=EventWriter(store, config.log_flush_ms),
             ids=RequestIds(store.get_meta("secret") or ""),
             token=token,
+            envs=EnvManager(data, budget_bytes=int(config.env_budget_gb * 1024**3),
+                            timeout=config.build_timeout),
         )
+        if st.envs is not None:
+            st.envs.in_use = st.runtime.env_ids
         st.shadow_events = EventWriter(store, config.log_flush_ms,
                                        insert=store.insert_shadow_events)
         st.shadows = ShadowRunner(st.execute, st.shadow_events,
@@ -380,6 +394,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         st.events.start()
         st.shadow_events.start()
         st.tasks.append(asyncio.create_task(_poll_registry(st)))
+        st.tasks.append(asyncio.create_task(environments.resume(st)))
         st.tasks.append(asyncio.create_task(
             decisions.run(st.registry, st.shadows.status, config.controller_interval)))
         if config.log_retention_days > 0:
@@ -401,11 +416,13 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         Route("/v1/{name}", infer, methods=["POST"]),
         Route("/v1/{name}/feedback", observe.feedback, methods=["POST"]),
         Route("/v1/{name}/{ref}", infer, methods=["POST"]),
+        *modelbit.routes(infer),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", observe.prometheus, methods=["GET"]),
         *admin.routes(),
         *experiments.routes(),
+        *environments.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
     ]

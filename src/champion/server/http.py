@@ -99,10 +99,14 @@ def check_ref(name: str, ref: str) -> str:
 
 
 def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
+    """The token: ``Authorization: Bearer <token>``, the token alone (``Authorization:
+    <token>``, as Modelbit's client sends its API key), or ``X-Champion-Token``."""
+    auth = request.headers.get("authorization", "").strip()
     if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value:
+        scheme, sep, value = auth.partition(" ")
+        if not sep:
+            return scheme
+        if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return request.headers.get("x-champion-token")
 
@@ -111,8 +115,9 @@ def require_token(request: Request, token: str) -> None:
     given = bearer_token(request)
     if given is None:
         raise Unauthorized(
-            "this call needs the admin token: send 'Authorization: Bearer <token>' "
-            "(champion serve prints it on first start; it is kept in DATA_DIR/token)"
+            "this call needs the admin token: send 'Authorization: Bearer <token>' (or the "
+            "token alone) (champion serve prints it on first start; it is kept in "
+            "DATA_DIR/token)"
         )
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise Unauthorized("the token is not valid for this server")

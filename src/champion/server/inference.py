@@ -292,3 +292,22 @@ def call_options(body: dict[str, Any], deployment_timeout: float) -> CallOptions
             "'response_webhook' is not supported: champion answers synchronously; leave it "
             "out and wait for the answer")
     return CallOptions(timeout=timeout)
+
+
+def request_calls(body: dict[str, Any], signature: Sequence[dict[str, Any]],
+                  manifest: dict[str, Any]) -> tuple[list[Call], list[Any] | None]:
+    """The calls for a version: DataFrame rows when it was deployed in DataFrame mode."""
+    columns = manifest.get("dataframe")
+    if columns:
+        return frame_calls_for(body, columns)
+    return calls_for(body, signature)
+
+
+def worker_message(manifest: dict[str, Any], calls: list[Call], ids: list[Any] | None
+                   ) -> dict[str, Any]:
+    """The CALL frame's body (runtime/protocol.py); DataFrame mode adds the columns."""
+    message: dict[str, Any] = {"calls": calls, "ids": ids}
+    columns = manifest.get("dataframe")
+    if columns:
+        message["frame"] = [{"name": c["name"], "dtype": c.get("dtype")} for c in columns]
+    return message

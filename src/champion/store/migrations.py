@@ -218,12 +218,25 @@ def _v5_leaner_request_indexes(op: Operations) -> None:
                     postgresql_where=sa.text("experiment IS NOT NULL"))
 
 
+def _v6_version_status_and_origin(op: Operations) -> None:
+    """A version's readiness (its own environment is built before it serves), what that
+    environment holds, and where the version came from (a git folder's commit)."""
+    with op.batch_alter_table("versions") as batch:
+        batch.add_column(sa.Column("status", sa.String(16), nullable=False,
+                                   server_default="ready"))
+        batch.add_column(sa.Column("status_message", sa.Text, nullable=False,
+                                   server_default=""))
+        batch.add_column(sa.Column("environment", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("origin", sa.JSON, nullable=True))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
     _v3_feedback_and_rollups,
     _v4_experiments,
     _v5_leaner_request_indexes,
+    _v6_version_status_and_origin,
 ]
 
 LATEST = len(STEPS)
