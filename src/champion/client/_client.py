@@ -20,6 +20,7 @@ import orjson
 from champion.capture import capture
 from champion.capture.packages import requirement_lines
 from champion.client import _modelbit as mb
+from champion.client._modelbit import aim_modelbit_client
 from champion.errors import DeployError, Unavailable, error_from_response
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -780,6 +781,7 @@ def delete(name: str) -> None:
 __all__ = [
     "Client",
     "DeployedVersion",
+    "aim_modelbit_client",
     "connect",
     "create_experiment",
     "delete",

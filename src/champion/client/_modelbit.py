@@ -109,15 +109,23 @@ def positive_int(name: str, value: Any, default: int) -> int:
 # ---------------------------------------------------------------------- Modelbit's client
 
 
-def aim_modelbit_client(url: str) -> None:
+def aim_modelbit_client(url: str, *, telemetry: bool = False) -> None:
     """Send the real ``modelbit`` client's inference calls to a champion server.
 
     ``modelbit.get_inference(deployment=..., workspace=..., region=..., data=...)`` then goes
     to ``url`` with the same path (``/v1/NAME/BRANCH/VERSION``), body and headers: only the
     scheme and host of Modelbit's URL are replaced. Its retry policy is kept.
+
+    Modelbit's client also reports every error it raises to Modelbit's own servers; with
+    ``telemetry=False`` (the default) those reports are not sent, since there is no
+    Modelbit server to receive them.
     """
     import requests.adapters
+    from modelbit import telemetry as mb_telemetry
     from modelbit.api import inference_api
+
+    if not telemetry:
+        mb_telemetry.logEventToWeb = lambda *args, **kwargs: None
 
     target = urlsplit(url.rstrip("/"))
     session = inference_api._session
