@@ -259,6 +259,53 @@ class Client:
             self.wait_for_build(version, progress=progress)
         return version
 
+    def deploy_folder(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        python_packages: Iterable[str] | None = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        batch_max_size: int | None = None,
+        validate: bool = True,
+        wait: bool = True,
+        progress: bool | Callable[[str], None] = True,
+    ) -> DeployedVersion:
+        """Deploy a folder in Modelbit's layout (source.py, metadata.yaml, requirements.txt,
+        data/*.pkl, other files) as the next version of ``name`` (default: the folder's
+        name). The version records the folder's git commit and whether it was dirty."""
+        from champion.capture.folder import read_folder
+
+        folder = read_folder(path, name, list(python_packages or ()))
+        config = {"workers": workers, "timeout": timeout, "idle_timeout": idle_timeout,
+                  "batch_max_size": batch_max_size}
+        version = self.deploy_manifest(
+            folder.name, folder.manifest, folder.blobs, source=folder.source,
+            config={k: v for k, v in config.items() if v is not None}, origin=folder.origin,
+            validate=validate, wait=wait, progress=progress)
+        version.warnings[:0] = folder.warnings
+        return version
+
+    def artifact(self, digest: str) -> bytes:
+        """An artifact's bytes, by SHA-256."""
+        try:
+            resp = self._http.get(f"/api/artifacts/{digest}")
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the champion server at {self.url}: {exc}") from None
+        if resp.status_code >= 400:
+            raise error_from_response(resp.status_code, orjson.loads(resp.content or b"null"))
+        return resp.content
+
+    def export(self, name: str, version: int | str, dest: str | Path, *,
+               force: bool = False) -> Path:
+        """Write a deployed version out as a deployment folder in Modelbit's layout."""
+        from champion.capture.folder import folder_files, write_folder
+
+        info = self.version(name, version)
+        return write_folder(folder_files(info, self.artifact), dest, force=force)
+
     def build(self, name: str, version: int | str) -> dict[str, Any]:
         """The build of a version in its own environment: status, phase, log lines."""
         result: dict[str, Any] = self._request(

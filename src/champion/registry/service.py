@@ -401,6 +401,7 @@ class Registry:
             "python_request": manifest.get("python_request"),
             "dataframe_columns": manifest.get("dataframe"),
             "tags": manifest.get("tags", []),
+            "manifest": manifest,
         }
 
     async def delete(self, name: str, actor: str) -> None:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from champion.errors import BadRequest, ChampionError, DeployError
+from champion.errors import BadRequest, ChampionError, DeployError, NotFound
 from champion.registry.service import check_config, check_name
 from champion.runtime.pool import PoolSpec
 from champion.server import environments
@@ -244,6 +244,18 @@ async def missing_artifacts(request: Request) -> Response:
                                                              hashes)})
 
 
+async def get_artifact(request: Request) -> Response:
+    """GET /api/artifacts/{digest}: an artifact's bytes (champion export reads them)."""
+    st = _state(request)
+    digest = request.path_params["digest"]
+    if not valid_hash(digest):
+        raise BadRequest("an artifact is named by its SHA-256 hex digest")
+    if not await asyncio.to_thread(st.store.artifacts.has, digest):
+        raise NotFound(f"no artifact {digest}")
+    data = await asyncio.to_thread(st.store.artifacts.get, digest)
+    return Response(data, media_type="application/octet-stream")
+
+
 async def put_artifact(request: Request) -> Response:
     st = _state(request)
     digest = request.path_params["digest"]
@@ -315,5 +327,6 @@ def routes() -> list[Route]:
         Route("/api/deployments/{name}/logs", logs, methods=["GET"]),
         Route("/api/artifacts/missing", missing_artifacts, methods=["POST"]),
         Route("/api/artifacts/{digest}", put_artifact, methods=["PUT"]),
+        Route("/api/artifacts/{digest}", get_artifact, methods=["GET"]),
         Route("/api/runtime", runtime_status, methods=["GET"]),
     ]
