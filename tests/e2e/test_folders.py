@@ -48,7 +48,8 @@ def repo(tmp_path):
     folder = root / "deployments" / "churn"
     (folder / "data").mkdir(parents=True)
     (folder / "source.py").write_text(SOURCE)
-    (folder / "metadata.yaml").write_text(textwrap.dedent('''
+    python = ".".join(map(str, sys.version_info[:2]))
+    (folder / "metadata.yaml").write_text(textwrap.dedent(f'''
         owner: someone@example.com
         runtimeInfo:
           mainFunction: churn
@@ -56,9 +57,9 @@ def repo(tmp_path):
           - a:float
           - b:float
           - return:dict
-          pythonVersion: '%s'
+          pythonVersion: '{python}'
         schemaVersion: 2
-    ''' % ".".join(map(str, sys.version_info[:2]))))
+    '''))
     (folder / "requirements.txt").write_text("")
     (folder / "labels.txt").write_text("stay leave\n")
     (folder / "data" / "weights.pkl").write_bytes(
@@ -151,7 +152,7 @@ def test_a_folder_that_fits_no_layout_is_refused_clearly(tmp_path):
     with pytest.raises(DeployError, match="defines no function 'h'"):
         read_folder(tmp_path / "f")
     (tmp_path / "f" / "metadata.yaml").write_text("owner: x\n")
-    with pytest.raises(DeployError, match="runtimeInfo.mainFunction"):
+    with pytest.raises(DeployError, match=r"runtimeInfo\.mainFunction"):
         read_folder(tmp_path / "f")
     (tmp_path / "f" / "metadata.yaml").write_text("runtimeInfo:\n  mainFunction: g\n")
     (tmp_path / "f" / "data").mkdir()
