@@ -310,11 +310,11 @@ def versions(name: str, url: str, token: str | None) -> None:
     by_version: dict[int, list[str]] = {}
     for alias, v in info["aliases"].items():
         by_version.setdefault(v, []).append(alias)
-    table = Table("version", "aliases", "function", "python", "created", "by")
+    table = Table("version", "aliases", "function", "python", "status", "created", "by")
     for v in info["versions"]:
         table.add_row(str(v["number"]), ", ".join(sorted(by_version.get(v["number"], []))),
-                      v["function_name"], v["python_version"], _when(v["created_at"]),
-                      v["created_by"])
+                      v["function_name"], v["python_version"], v.get("status") or "ready",
+                      _when(v["created_at"]), v["created_by"])
     console.print(table)
 
 
@@ -334,6 +334,27 @@ def show(name: str, version: str, as_json: bool, url: str, token: str | None) ->
                   f"{', '.join(info['aliases']) or '-'}", highlight=False)
     console.print(f"created {_when(info['created_at'])} by {info['created_by']}, "
                   f"Python {info['python_version']}", highlight=False)
+    status = info.get("status", "ready")
+    if status != "ready":
+        console.print(f"status: {status}" + (f": {info['status_message']}"
+                                              if info.get("status_message") else ""),
+                      highlight=False)
+    env = info.get("environment")
+    if env:
+        size = f", {env['bytes'] / 1e6:.1f} MB" if env.get("bytes") else ""
+        built = f", built in {env['build_seconds']:.1f} s" if env.get("build_seconds") else ""
+        console.print(f"own environment {env.get('env_id')} (Python "
+                      f"{env.get('interpreter')}{size}{built}): "
+                      f"{', '.join(env.get('requirements') or []) or 'no packages'}",
+                      highlight=False)
+    origin = info.get("origin")
+    if origin and origin.get("commit"):
+        console.print(f"from {origin.get('path')} at commit {origin['commit'][:12]}"
+                      + (" (dirty)" if origin.get("dirty") else ""), highlight=False)
+    if info.get("dataframe_columns"):
+        console.print("DataFrame mode: " + ", ".join(
+            f"{c['name']} ({c.get('dtype')})" for c in info["dataframe_columns"]),
+            highlight=False)
     if info["packages"]:
         console.print("packages: " + ", ".join(f"{k}=={v}" for k, v in
                                                sorted(info["packages"].items())))
