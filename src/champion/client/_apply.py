@@ -40,6 +40,8 @@ class Change:
         return self.action not in ("unchanged", "skip")
 
     def line(self) -> str:
+        if self.kind == "skipped":
+            return f"! {self.path}: skipped ({self.detail})"
         mark = {"create": "+", "create experiment": "+", "new version": "~",
                 "reweight": "~", "unchanged": "=", "skip": "!"}.get(self.action, "?")
         detail = f" ({self.detail})" if self.detail else ""
