@@ -230,6 +230,7 @@ class EnvManager:
         self._logs: dict[str, BuildLog] = {}
         self._resolved: dict[EnvPlan, Resolved] = {}
         self._ready: dict[str, Env] = {}
+        self._environ: dict[str, str] | None = None
         # Set by the server: the env ids whose workers are running (never collected).
         self.in_use: Callable[[], set[str]] = set
         if os.stat(self.root).st_dev != os.stat(self.cache).st_dev:
@@ -271,11 +272,13 @@ class EnvManager:
 
     def worker_environ(self) -> dict[str, str]:
         """Environment variables of a worker process in a version's environment."""
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
-        env["PYTHONPATH"] = str(self.lib)
-        env["PYTHONNOUSERSITE"] = "1"
-        return env
+        if self._environ is None:
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
+            env["PYTHONPATH"] = str(self.lib)
+            env["PYTHONNOUSERSITE"] = "1"
+            self._environ = env
+        return self._environ
 
     # ---------------------------------------------------------------- planning
 
