@@ -159,6 +159,8 @@ _BY_TYPE = {cls.type_name: cls for cls in ALL_ERRORS}
 def error_from_response(status: int, body: Any) -> ChampionError:
     """Rebuild the exception a server answered with (used by the client)."""
     err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("champion_error"), dict):
+        err = body["champion_error"]  # the Modelbit-compatible route's body
     if not isinstance(err, dict):
         cls = next((c for c in ALL_ERRORS if c.status_code == status), ChampionError)
         return cls(f"HTTP {status}: {str(body)[:200]}")

@@ -149,6 +149,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Server processes on this machine, sharing the port and the store (one per core; "
         "PostgreSQL recommended: see docs/scaling.md).",
     ),
+    Setting(
+        "build_timeout",
+        float,
+        600.0,
+        "Seconds a version's own environment may take to build before its deploy fails.",
+    ),
+    Setting(
+        "env_budget_gb",
+        float,
+        10.0,
+        "Size budget of DATA_DIR/envs in GiB; beyond it the least recently used "
+        "environments not in use are removed.",
+    ),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -179,6 +192,8 @@ class Config:
     strategy_modules: str = ""
     log_level: str = "info"
     replicas: int = 1
+    build_timeout: float = 600.0
+    env_budget_gb: float = 10.0
 
     @property
     def data_path(self) -> Path:

@@ -35,6 +35,7 @@ from typing import Any
 import cloudpickle
 
 from champion.capture.packages import (
+    SIMPLE_REQUIREMENT,
     distributions_for,
     is_stdlib,
     local_module_file,
@@ -327,6 +328,7 @@ def capture(
     python_packages: Iterable[str] | None = None,
     extra_files: Iterable[str | Path] | dict[str, str | Path] | None = None,
     root: str | Path | None = None,
+    discover_local_files: bool = True,
 ) -> Captured:
     """Capture ``fn`` for deployment. Raises DeployError naming what cannot be captured."""
     if not callable(fn):
@@ -377,6 +379,8 @@ def capture(
             walker.note_module(module)
 
     files: dict[str, bytes] = {}
+    if not discover_local_files:
+        walker.local_files.clear()  # Modelbit's skip_extra_files_discovery
     for path in sorted(walker.local_files):
         files[path.relative_to(base).as_posix()] = path.read_bytes()
     if isinstance(extra_files, dict):
@@ -403,8 +407,11 @@ def capture(
             "(champion show, the dashboard) lacks its body; define it in a file, a notebook "
             "cell or IPython to keep its source readable")
     for spec in python_packages or ():
-        name, sep, version = spec.partition("==")
-        packages[name.strip()] = version.strip() if sep else packages.get(name.strip(), "")
+        m = SIMPLE_REQUIREMENT.match(spec)
+        if m is None:
+            continue  # a range or a URL: kept as a requirement line (requirement_lines)
+        name, version = m.group(1), m.group(2)
+        packages[name] = version or packages.get(name) or _installed_version(name)
 
     fn_name = fn.__name__ if fn.__name__ != "<lambda>" else "predict"
     listing = _listing(walker, fn_name, src)
@@ -423,6 +430,15 @@ def capture(
         function_pickle=function_pickle,
         warnings=warnings,
     )
+
+
+def _installed_version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _pickle_value(name: str, value: Any) -> bytes:

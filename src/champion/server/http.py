@@ -101,10 +101,14 @@ def check_ref(name: str, ref: str) -> str:
 
 
 def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
+    """The token: ``Authorization: Bearer <token>``, the token alone (``Authorization:
+    <token>``, as Modelbit's client sends its API key), or ``X-Champion-Token``."""
+    auth = request.headers.get("authorization", "").strip()
     if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value:
+        scheme, sep, value = auth.partition(" ")
+        if not sep:
+            return scheme
+        if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return request.headers.get("x-champion-token")
 
@@ -119,7 +123,8 @@ def require_token(request: Request, token: str) -> None:
         if COOKIE_NAME in request.cookies and session.authenticate(request, token):
             return
         raise Unauthorized(
-            "this call needs the admin token: send 'Authorization: Bearer <token>'. "
+            "this call needs the admin token: send 'Authorization: Bearer <token>' (or the "
+            "token alone). "
             "champion serve prints it on first start and keeps it in its data directory "
             "(DATA_DIR/token); the CLI takes --token or CHAMPION_TOKEN, `champion login URL` "
             "saves it once, and the CLI and the client also read CHAMPION_HOME/token"

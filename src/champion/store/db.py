@@ -291,6 +291,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             sa.select(
                 t.versions.c.number, t.versions.c.created_at, t.versions.c.created_by,
                 t.versions.c.function_name, t.versions.c.python_version, t.versions.c.packages,
+                t.versions.c.status, t.versions.c.status_message,
             )
             .join(t.deployments, t.deployments.c.id == t.versions.c.deployment_id)
             .where(t.deployments.c.name == name)
@@ -308,6 +309,49 @@ class Store(LedgerMixin, ExperimentStoreMixin):
         with self.engine.connect() as conn:
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
+
+    def set_version_status(self, name: str, number: int, status: str, message: str = "",
+                           environment: dict[str, Any] | None = None) -> bool:
+        """Record a version's readiness (``building`` -> ``ready`` | ``failed``)."""
+        with self.write() as conn:
+            dep_id = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).scalar_one_or_none()
+            if dep_id is None:
+                return False
+            values: dict[str, Any] = {"status": status, "status_message": message}
+            if environment is not None:
+                values["environment"] = environment
+            n = conn.execute(
+                sa.update(t.versions)
+                .where(t.versions.c.deployment_id == dep_id, t.versions.c.number == number)
+                .values(**values)
+            ).rowcount
+            if n:
+                self._audit(conn, "champion", "build", name, version=number, status=status,
+                            message=message[:2000])
+                self._bump(conn)
+            return bool(n)
+
+    def version_environments(self) -> list[dict[str, Any]]:
+        """The distinct environment records of ready versions that have their own."""
+        q = sa.select(t.versions.c.environment).where(
+            t.versions.c.environment.is_not(None), t.versions.c.status == "ready")
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for (record,) in conn.execute(q):
+                if isinstance(record, dict):
+                    out[str(record.get("env_id"))] = record
+        return list(out.values())
+
+    def versions_with_status(self, status: str) -> list[tuple[str, int]]:
+        q = (
+            sa.select(t.deployments.c.name, t.versions.c.number)
+            .join(t.deployments, t.deployments.c.id == t.versions.c.deployment_id)
+            .where(t.versions.c.status == status)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1]) for r in conn.execute(q)]
 
     # ---------------------------------------------------------------- aliases
 

@@ -318,6 +318,18 @@ def _v7_rollups_per_writer(op: Operations) -> None:
         op.rename_table(new, name)
 
 
+def _v8_version_status_and_origin(op: Operations) -> None:
+    """A version's readiness (its own environment is built before it serves), what that
+    environment holds, and where the version came from (a git folder's commit)."""
+    with op.batch_alter_table("versions") as batch:
+        batch.add_column(sa.Column("status", sa.String(16), nullable=False,
+                                   server_default="ready"))
+        batch.add_column(sa.Column("status_message", sa.Text, nullable=False,
+                                   server_default=""))
+        batch.add_column(sa.Column("environment", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("origin", sa.JSON, nullable=True))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -326,6 +338,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v5_leaner_request_indexes,
     _v6_strategies_and_controller,
     _v7_rollups_per_writer,
+    _v8_version_status_and_origin,
 ]
 
 LATEST = len(STEPS)

@@ -43,6 +43,11 @@ versions = sa.Table(
     sa.Column("python_version", sa.String(32), nullable=False),
     sa.Column("packages", sa.JSON, nullable=False),
     sa.Column("manifest", sa.JSON, nullable=False),
+    # ready | building | failed: a version in its own environment serves once it is built.
+    sa.Column("status", sa.String(16), nullable=False, server_default="ready"),
+    sa.Column("status_message", sa.Text, nullable=False, server_default=""),
+    sa.Column("environment", sa.JSON, nullable=True),  # its own environment, if any
+    sa.Column("origin", sa.JSON, nullable=True),  # e.g. a git folder: commit, dirty, path
     sa.UniqueConstraint("deployment_id", "number", name="uq_versions_deployment_number"),
 )
 
