@@ -326,7 +326,8 @@ def test_an_srm_banner_appears_on_a_corrupted_split(tab, server, client, unique_
     banner = page.wait_for_selector("#alerts .alert-error[role=alert]")
     assert "SRM" in banner.inner_text() and "mismatch" in banner.inner_text().lower()
     # the report's view greys the comparisons table and the lift charts
-    comparisons = page.locator("#report-body section[data-key=comparisons] [data-greyed=true]")
+    comparisons = page.locator(
+        "#report-body section[data-key=\"table:comparisons\"] [data-greyed=true]")
     assert comparisons.count() >= 1, "the lift is greyed while the SRM check fails"
     assert page.locator("figure[data-chart=means] .plot[data-greyed=true]").count() == 1
     assert tab.errors == [], tab.errors

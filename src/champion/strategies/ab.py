@@ -184,7 +184,7 @@ def _view(body: Mapping[str, Any], exp: Experiment) -> dict[str, Any]:
     srm = body.get("srm") or {}
     alerts = []
     if srm.get("fired"):
-        alerts.append(alert("srm", "error", "Sample ratio mismatch", srm.get("message", ""),
+        alerts.append(alert("srm", "error", "Sample ratio mismatch (SRM)", srm.get("message", ""),
                             greys=("comparisons", "lift", "means", "p")))
     arms = body.get("arms") or []
     arm_rows = [{"variant": a["name"], "version": exp.labels.get(a["name"], ""),
