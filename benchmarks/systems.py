@@ -247,6 +247,21 @@ class ChampionShadow(Champion):
         client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2})
 
 
+class ChampionCanary(Champion):
+    name = "champion-canary"
+    title = ("champion, endpoint with a running canary (candidate at 25 %, guardrails judged "
+             "every second, request logging on)")
+    raw_latency = False
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.predict, self.deployment)
+        client.deploy(m.predict, self.deployment)
+        # A step that never ends during the run: the canary keeps judging at 25 %.
+        client.create_experiment(self.deployment, "canary", {"stable": 1, "canary": 2},
+                                 canary={"steps": [25, 100], "step_seconds": 86400,
+                                         "max_seconds": 86400 * 2})
+
+
 class ChampionBatched(Champion):
     name = "champion-batched"
     title = "champion with adaptive micro-batching (batch_max_size 64, vectorised function)"
@@ -358,7 +373,8 @@ class BentoML(External):
 
 SYSTEMS: dict[str, type[System]] = {
     cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
-                              ChampionAB, ChampionShadow, ChampionBatched, MLflow, BentoML)
+                              ChampionAB, ChampionCanary, ChampionShadow, ChampionBatched,
+                              MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system
 

@@ -11,15 +11,17 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
-from champion.analysis.report import ArmData, MetricSums, ShadowPair
 from champion.registry.experiments import loaded
 from champion.store import Store
 from champion.strategies import SettingsError
+
+if TYPE_CHECKING:
+    from champion.analysis.report import ArmData, ShadowPair
 
 Gatherer = Callable[[Store, Mapping[str, Any], Mapping[str, Any], "Context"], Any]
 
@@ -43,6 +45,8 @@ def _json(text: str | None) -> Any:
 def gather_arms(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
                 ctx: Context) -> list[ArmData]:
     """Per arm: exposure and, per metric, sums over units (units without feedback count 0)."""
+    from champion.analysis.report import ArmData, MetricSums  # scipy: loaded when needed
+
     config = row["config"]
     exposure = store.arm_exposure(row["id"])
     per_unit = store.arm_unit_metrics(row["id"], row["endpoint"])
@@ -109,6 +113,8 @@ def gather_window(store: Store, row: Mapping[str, Any], params: Mapping[str, Any
 def gather_shadow_pairs(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
                         ctx: Context) -> dict[str, list[ShadowPair]]:
     """Per shadow arm: the live and shadow answers of the same requests, with any label."""
+    from champion.analysis.report import ShadowPair
+
     by_arm: dict[str, list[ShadowPair]] = defaultdict(list)
     for r in store.shadow_pairs(row["id"], int(params.get("limit", 100_000))):
         by_arm[r["arm"]].append(ShadowPair(

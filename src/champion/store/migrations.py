@@ -13,13 +13,14 @@ from the previous shape to the new one. Never edit a step that has shipped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 
 from champion.store import schema
+
+if TYPE_CHECKING:  # alembic is imported when a store needs migrating, not at every start
+    from alembic.operations import Operations
 
 
 def _v1_initial(op: Operations) -> None:
@@ -369,6 +370,11 @@ def migrate(engine: sa.Engine) -> tuple[int, int]:
                 f"this store has schema version {before}, but this release of champion "
                 f"knows only up to {LATEST}; upgrade champion to open it"
             )
+        if before == LATEST:
+            return before, LATEST
+        from alembic.operations import Operations
+        from alembic.runtime.migration import MigrationContext
+
         ops = Operations(MigrationContext.configure(conn))
         for step in STEPS[before:]:
             step(ops)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from champion.analysis.report import ArmData, Guardrail, ab_report
 from champion.routing.ab import ABPolicy
 from champion.routing.base import RoutingPolicy
 from champion.strategies.base import (
@@ -32,6 +31,9 @@ from champion.strategies.base import (
     view,
 )
 from champion.strategies.settings import SettingsError, setting
+
+if TYPE_CHECKING:
+    from champion.analysis.report import ArmData
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class AB(Strategy[ABSettings]):
     def report(self, settings: ABSettings, state: State, exp: Experiment,
                stats: Mapping[str, Any], now: float, rng: np.random.Generator
                ) -> dict[str, Any]:
+        from champion.analysis.report import ArmData, Guardrail, ab_report  # scipy, lazily
+
         weights = dict(zip(exp.variants, self._policy(settings, state, exp).weights,
                            strict=True))
         arms: list[ArmData] = [

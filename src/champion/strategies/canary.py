@@ -24,14 +24,10 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from champion.analysis.canary import Classification, classify, error_rate_gate, score
-from champion.analysis.proportions import two_proportion_ztest
-from champion.analysis.summary import MeanStats, ProportionStats
-from champion.analysis.ttest import welch_test
 from champion.routing.ab import ABPolicy
 from champion.routing.base import RoutingPolicy
 from champion.strategies.base import (
@@ -47,6 +43,9 @@ from champion.strategies.base import (
     view,
 )
 from champion.strategies.settings import SettingsError, nested, setting
+
+if TYPE_CHECKING:
+    from champion.analysis.canary import Classification
 
 
 @dataclass(frozen=True)
@@ -246,6 +245,8 @@ class Canary(Strategy[CanarySettings]):
         for g in self._metric_guards(settings, exp):
             gates.append(self._metric_gate(g, settings, base, cand))
         status, nxt = self._next(settings, state, exp, gates, cand, entered, now)
+        from champion.analysis.canary import score  # the statistics (scipy) load when needed
+
         classified = [g.figures.get("label", "Pass" if g.verdict == "pass" else "Nodata")
                       for g in gates if g.verdict != "hold"]
         total, verdict = score(classified or ["Pass"], critical_fail=any(
@@ -283,6 +284,8 @@ class Canary(Strategy[CanarySettings]):
 
     def _error_gate(self, g: ErrorRateGuard, settings: CanarySettings, state: State,
                     base: Mapping[str, Any], cand: Mapping[str, Any]) -> _Gate:
+        from champion.analysis.canary import error_rate_gate
+
         r = error_rate_gate(base["errors"], base["requests"], cand["errors"], cand["requests"],
                             margin_abs=g.margin, relative_margin=g.relative_margin,
                             slo_max=g.max_rate, alpha=g.alpha, min_n=settings.min_requests,
@@ -323,6 +326,8 @@ class Canary(Strategy[CanarySettings]):
     def _latency_gate(self, g: LatencyGuard, settings: CanarySettings, entered: float,
                       base_start: float, base: Mapping[str, Any], cand: Mapping[str, Any]
                       ) -> tuple[_Gate, dict[str, dict[str, list[Any]]]]:
+        from champion.analysis.canary import classify
+
         name = f"latency_p{g.percentile:g}"
         q = g.percentile / 100.0
         control = _interval_quantiles(base["latencies"], base_start, settings.interval_seconds,
@@ -368,6 +373,10 @@ class Canary(Strategy[CanarySettings]):
 
     def _metric_gate(self, g: MetricGuard, settings: CanarySettings,
                      base: Mapping[str, Any], cand: Mapping[str, Any]) -> _Gate:
+        from champion.analysis.proportions import two_proportion_ztest
+        from champion.analysis.summary import MeanStats, ProportionStats
+        from champion.analysis.ttest import welch_test
+
         name = f"metric:{g.metric}"
         n_b, n_c = base["requests"], cand["requests"]
         mb = base["metrics"].get(g.metric) or {"sum": 0.0, "sum_sq": 0.0, "binary": True}

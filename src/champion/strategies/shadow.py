@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from champion.analysis.report import shadow_report
 from champion.routing.base import RoutingPolicy
 from champion.routing.shadow import ShadowPolicy
 from champion.strategies.base import (
@@ -66,6 +65,8 @@ class Shadow(Strategy[ShadowSettings]):
     def report(self, settings: ShadowSettings, state: State, exp: Experiment,
                stats: Mapping[str, Any], now: float, rng: np.random.Generator
                ) -> dict[str, Any]:
+        from champion.analysis.report import shadow_report  # scipy: imported when needed
+
         mirroring = dict(stats.get("mirroring") or {})
         pairs = stats.get("shadow_pairs") or {}
         shadows = {
