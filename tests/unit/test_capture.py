@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from champion.capture import capture
-from champion.capture.packages import modules_in_pickle
 from champion.errors import DeployError
 from champion.runtime.loader import load_function
+from champion.runtime.pickles import modules_in_pickle
 from champion.store.artifacts import sha256
 
 FACTOR = 3

@@ -39,10 +39,10 @@ from champion.capture.packages import (
     distributions_for,
     is_stdlib,
     local_module_file,
-    modules_in_pickle,
     top_level,
 )
 from champion.errors import DeployError
+from champion.runtime.pickles import modules_in_pickle
 
 _MAX_LOCAL_FILES = 200
 _MAX_LOCAL_BYTES = 20 * 1024 * 1024

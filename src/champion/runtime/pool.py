@@ -27,10 +27,22 @@ import orjson
 from champion.errors import ChampionError, ModelError, ModelTimeout, Unavailable, WorkerCrashed
 from champion.runtime import protocol as p
 from champion.runtime.batching import Batcher
+from champion.runtime.forks import Zygote, ZygoteError, Zygotes
 
 log = logging.getLogger("champion.runtime")
 
 VersionKey = tuple[str, int]
+
+
+def _installed_modules(manifest: dict[str, Any]) -> list[str]:
+    """The installed (not shipped) modules a version imports: the fork server preloads them."""
+    local = {f.split("/", 1)[0].removesuffix(".py") for f in manifest.get("files", {})}
+    return [m for m in manifest.get("modules", []) if m.split(".")[0] not in local]
+
+
+def _value_pickles(manifest: dict[str, Any], artifacts: Path) -> list[Path]:
+    digests = [d for d in manifest.get("values", {}).values() if isinstance(d, str)]
+    return [artifacts / d[:2] / d[2:] for d in digests if len(d) == 64]
 
 
 def label_of(key: VersionKey) -> str:
@@ -80,26 +92,35 @@ class Worker:
     async def start(self, artifacts: Path, load_timeout: float) -> None:
         spec = self.pool.spec
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        environ = dict(os.environ if spec.environ is None else spec.environ)
-        environ["CHAMPION_DEPLOYMENT"] = spec.key[0]
-        environ["CHAMPION_VERSION"] = str(max(spec.key[1], 0))
+        own = {"CHAMPION_DEPLOYMENT": spec.key[0], "CHAMPION_VERSION": str(max(spec.key[1], 0))}
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                spec.python or sys.executable,
-                "-m",
-                "champion.runtime.worker",
-                str(child.fileno()),
-                pass_fds=(child.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-                env=environ,
-            )
+            zygote = self.pool.zygote
+            if zygote is not None:
+                try:
+                    await zygote.preload(_installed_modules(spec.manifest),
+                                         _value_pickles(spec.manifest, artifacts))
+                    self.pid = await zygote.fork(child.fileno(), own, spec.nice)
+                except ZygoteError as exc:
+                    log.warning("%s: %s; starting the worker as a new process",
+                                self.pool.label, exc)
+            if not self.pid:
+                environ = {**(os.environ if spec.environ is None else spec.environ), **own}
+                self.proc = await asyncio.create_subprocess_exec(
+                    spec.python or sys.executable,
+                    "-m",
+                    "champion.runtime.worker",
+                    str(child.fileno()),
+                    pass_fds=(child.fileno(),),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=environ,
+                )
+                self.pid = self.proc.pid
+                if spec.nice:
+                    with contextlib.suppress(OSError):
+                        os.setpriority(os.PRIO_PROCESS, self.pid, spec.nice)
         finally:
             child.close()
-        self.pid = self.proc.pid
-        if self.pool.spec.nice:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, self.pid, self.pool.spec.nice)
         self.reader, self.writer = await asyncio.open_unix_connection(sock=parent)
         self._reader_task = asyncio.create_task(self._read_loop())
         body = orjson.dumps({"manifest": self.pool.spec.manifest, "artifacts": str(artifacts)})
@@ -213,6 +234,10 @@ class Worker:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        elif self.proc is None and self.pid and not self.dead:
+            # forked by the fork server (which reaps it): its own session, so its group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         if not self.dead:
             self.dead = True
             self.pool.worker_exited(self)
@@ -227,9 +252,10 @@ class VersionPool:
     to the least-loaded worker, and waits in line when every worker is full.
     """
 
-    def __init__(self, spec: PoolSpec, artifacts: Path) -> None:
+    def __init__(self, spec: PoolSpec, artifacts: Path, zygotes: Zygotes | None = None) -> None:
         self.spec = spec
         self.artifacts = artifacts
+        self.zygotes = zygotes
         self.label = label_of(spec.key)
         self.workers: list[Worker] = []
         self.waiters: deque[asyncio.Future[Worker]] = deque()
@@ -241,6 +267,13 @@ class VersionPool:
         self.calls = 0
         self._tasks: set[asyncio.Future[None]] = set()
         self.batcher: Batcher | None = None
+
+    @property
+    def zygote(self) -> Zygote | None:
+        """The fork server this version's workers come from (None: plain processes)."""
+        if self.zygotes is None:
+            return None
+        return self.zygotes.get(self.spec.python, self.spec.environ)
 
     def track(self, task: asyncio.Future[None]) -> None:
         """Keep a reference to a background task until it ends."""
@@ -404,9 +437,13 @@ class VersionPool:
 class Runtime:
     """All pools of one server process."""
 
-    def __init__(self, artifacts: Path, idle_timeout: float = 600.0) -> None:
+    def __init__(self, artifacts: Path, idle_timeout: float = 600.0, *,
+                 fork_server: bool = True) -> None:
         self.artifacts = artifacts
         self.idle_timeout = idle_timeout
+        # Workers are forked from a template process that has imported their libraries
+        # (runtime/zygote.py): milliseconds to start, libraries' pages shared.
+        self.zygotes = Zygotes(enabled=fork_server)
         self.pools: dict[VersionKey, VersionPool] = {}
         # Shadow calls run in pools of their own, at lower CPU priority, so that on a busy
         # machine the live answer's worker gets the processor first.
@@ -432,7 +469,7 @@ class Runtime:
         pools = self.background if spec.nice else self.pools
         pool = pools.get(spec.key)
         if pool is None or pool.closed:
-            pool = pools[spec.key] = VersionPool(spec, self.artifacts)
+            pool = pools[spec.key] = VersionPool(spec, self.artifacts, self.zygotes)
             self._changed.set()
         elif pool.spec is not spec and pool.spec != spec:
             pool.resize(spec)
@@ -508,6 +545,7 @@ class Runtime:
             self._reaper = None
         for key in self.versions():
             await self.stop(key)
+        self.zygotes.close()
 
     def status(self) -> list[dict[str, Any]]:
         return [{**pool.status(), "background": pools is self.background}
