@@ -58,12 +58,15 @@ class Point:
 
 
 def run_wrk(wrk: str, url: str, body_file: Path, connections: int, duration: int,
-            timeout_s: float = 10.0) -> Point:
-    """Run wrk for DURATION whole seconds (wrk takes no fractions) with CONNECTIONS."""
+            timeout_s: float = 10.0, paths: list[str] | None = None) -> Point:
+    """Run wrk for DURATION whole seconds (wrk takes no fractions) with CONNECTIONS;
+    with ``paths``, the requests go to each of them in turn."""
     threads = min(connections, 2)
     argv = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{max(int(duration), 1)}s",
             "--timeout", f"{timeout_s:.0f}s", "-s", str(LUA), url]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    if paths:
+        env["BENCH_PATHS"] = ",".join(paths)
     proc = subprocess.run(argv, capture_output=True, text=True, env=env,
                           timeout=duration + timeout_s + 30)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)

@@ -8,6 +8,17 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 
+-- $BENCH_PATHS (comma-separated): each request goes to the next path in turn
+local paths = {}
+for p in string.gmatch(os.getenv("BENCH_PATHS") or "", "[^,]+") do paths[#paths + 1] = p end
+if #paths > 0 then
+  local i = 0
+  request = function()
+    i = i + 1
+    return wrk.format(nil, paths[(i % #paths) + 1])
+  end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
