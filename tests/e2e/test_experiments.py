@@ -365,3 +365,47 @@ def test_cuped_uses_a_pre_period_covariate_to_narrow_the_interval(server, client
     assert cuped["significant"] and cuped["absolute"]["ci_low"] < 1.0 < cuped["absolute"][
         "ci_high"]
     client.stop_experiment(e["id"])
+
+
+def doubled(x):
+    return 2 * x
+
+
+def doubled_but_not_tens(x):
+    if x % 10 == 0:
+        raise ValueError("a bad row")
+    return 2 * x
+
+
+def _shadow_run(server, client, name, shadow_version):
+    e = client.create_experiment(name, "shadow", {"live": 1, "candidate": shadow_version})
+    results = post_many(server.port, f"/v1/{name}", [{"data": i} for i in range(400)],
+                        [{}] * 400, connections=16)
+    assert [body["data"] for _, body in results] == [2 * i for i in range(400)]
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        report = client.report(e["id"])
+        if report["shadows"]["candidate"]["counts"]["pairs"] >= 400:
+            break
+        time.sleep(0.2)
+    client.stop_experiment(e["id"])
+    return report
+
+
+def test_shadow_copies_sent_together_are_paired_with_their_own_requests(
+        server, client, unique_name):
+    """Many concurrent requests: their shadow copies leave in batches, each answer is
+    recorded under its own request id, and one failing input fails alone."""
+    name = unique_name
+    client.deploy(doubled, name)
+    client.deploy(doubled, name)
+    client.deploy(doubled_but_not_tens, name)
+    report = _shadow_run(server, client, name, 2)
+    shadow, mirroring = report["shadows"]["candidate"], report["mirroring"]
+    assert shadow["counts"]["pairs"] == 400 and shadow["agreement"]["rate"] == 1.0
+    assert mirroring["worker_calls"] < mirroring["mirrored"], mirroring  # sent in batches
+    report = _shadow_run(server, client, name, 3)
+    shadow = report["shadows"]["candidate"]
+    assert shadow["counts"]["pairs"] == 400 and shadow["counts"]["shadow_errors"] == 40
+    # every other copy answered what the live version did for its own request
+    assert shadow["agreement"]["rate"] == 1.0 and shadow["counts"]["compared"] == 360

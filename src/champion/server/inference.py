@@ -133,8 +133,8 @@ async def infer(request: Request) -> Response:
     _record(st, request_id, name, ref, target, 200, latency, unit, batch_size, body, out, None,
             parsed, active=active, arm=arm,
             detail=dict(merged.detail) if merged is not None and merged.detail else None)
-    if decision.shadows:
-        await _mirror(st, active, decision, request_id, parsed)
+    if decision.shadows:  # queued once this answer is on its way
+        _spawn(_mirror(st, active, decision, request_id, parsed))
     return Response(
         payload,
         media_type="application/json",
@@ -195,6 +195,15 @@ async def _merged(st: State, active: Active, decision: RoutingDecision, request_
     except orjson.JSONEncodeError:
         raise ChampionError("the merged answer cannot be written as JSON") from None
     return target, out, merged, len(prepared[names[0]][0])
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def _mirror(st: State, active: Active, decision: RoutingDecision, request_id: str,

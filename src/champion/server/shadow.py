@@ -4,6 +4,12 @@ The live answer never waits for a shadow. ``submit`` is a non-blocking put; when
 full the call is dropped and counted. A few consumer tasks run the shadow versions and queue
 their answers for the shadow log, under the live request's id. A shadow that fails or hangs
 only produces a logged error for itself.
+
+The copies waiting in a queue leave together: one worker message carries up to
+``max_batch`` of them (latency does not matter off the request path; the per-call cost of
+the server's loop and of the worker's wake-up does). Each copy's recorded latency is its
+share of that call. A batch that fails is run again copy by copy, so that one bad input
+fails alone.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from champion.errors import ChampionError
 
@@ -42,7 +50,8 @@ Execute = Callable[..., Awaitable[bytes]]
 
 class ShadowRunner:
     def __init__(self, execute: Execute, writer: EventWriter, *, queue_size: int = 1000,
-                 concurrency: int = 2, payload_cap: int = 65536) -> None:
+                 concurrency: int = 2, payload_cap: int = 65536, max_batch: int = 32) -> None:
+        self.max_batch = max_batch
         self.execute = execute
         self.writer = writer
         # One bounded queue and its consumers per shadow variant: a slow shadow backs up
@@ -54,6 +63,7 @@ class ShadowRunner:
         self.dropped: dict[str, int] = defaultdict(int)
         self.sent: dict[str, int] = defaultdict(int)
         self.failed: dict[str, int] = defaultdict(int)
+        self.calls: dict[str, int] = defaultdict(int)  # worker calls (a batch is one)
         self._tasks: list[asyncio.Task[None]] = []
 
     def submit(self, job: ShadowJob) -> bool:
@@ -72,25 +82,46 @@ class ShadowRunner:
 
     async def _consume(self, queue: asyncio.Queue[ShadowJob]) -> None:
         while True:
-            job = await queue.get()
+            jobs = [await queue.get()]
+            while len(jobs) < self.max_batch and not queue.empty():
+                jobs.append(queue.get_nowait())
             try:
-                await self._run(job)
+                if len(jobs) == 1 or not await self._run_batch(jobs):
+                    for job in jobs:
+                        await self._run(job)
             except Exception:  # observers never break anything
-                log.exception("shadow call for %s failed", job.request_id)
+                log.exception("shadow calls for %s failed", jobs[0].request_id)
             finally:
-                queue.task_done()
+                for _ in jobs:
+                    queue.task_done()
 
-    async def _run(self, job: ShadowJob) -> None:
+    async def _run_batch(self, jobs: list[ShadowJob]) -> bool:
+        """Every copy in one worker call; False (nothing recorded) when it failed."""
+        target = jobs[0].target
+        if any(j.target is not target for j in jobs):
+            return False
+        calls = [c for j in jobs for c in j.calls]
         started = time.perf_counter()
-        output: str | None = None
-        error: str | None = None
-        status = 200
+        self.calls[jobs[0].experiment] += 1
         try:
-            out = await self.execute(job.target, job.calls, job.ids, background=True)
-            output = out[: self.payload_cap].decode("utf-8", "replace")
-        except ChampionError as exc:
-            status, error = exc.status_code, f"{exc.type_name}: {exc.message}"
-            self.failed[job.experiment] += 1
+            out = await self.execute(target, calls, list(range(len(calls))), background=True)
+        except ChampionError:
+            return False
+        share = (time.perf_counter() - started) * 1000 / len(calls)
+        rows = orjson.loads(out)
+        at = 0
+        for job in jobs:
+            values = [y for _, y in rows[at:at + len(job.calls)]]
+            at += len(job.calls)
+            answer = values[0] if job.ids is None else [
+                [i, y] for i, y in zip(job.ids, values, strict=True)]
+            self._record(job, 200, share * len(job.calls),
+                         orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS)
+                         [: self.payload_cap].decode("utf-8", "replace"), None)
+        return True
+
+    def _record(self, job: ShadowJob, status: int, latency_ms: float, output: str | None,
+                error: str | None) -> None:
         self.sent[job.experiment] += 1
         self.writer.record({
             "request_id": job.request_id,
@@ -99,10 +130,24 @@ class ShadowRunner:
             "ts": time.time(),
             "variant": job.target.label,
             "status": status,
-            "latency_ms": (time.perf_counter() - started) * 1000,
+            "latency_ms": latency_ms,
             "output": output,
             "error": error,
         })
+
+    async def _run(self, job: ShadowJob) -> None:
+        started = time.perf_counter()
+        output: str | None = None
+        error: str | None = None
+        status = 200
+        self.calls[job.experiment] += 1
+        try:
+            out = await self.execute(job.target, job.calls, job.ids, background=True)
+            output = out[: self.payload_cap].decode("utf-8", "replace")
+        except ChampionError as exc:
+            status, error = exc.status_code, f"{exc.type_name}: {exc.message}"
+            self.failed[job.experiment] += 1
+        self._record(job, status, (time.perf_counter() - started) * 1000, output, error)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -114,6 +159,7 @@ class ShadowRunner:
 
     def status(self, experiment: str) -> dict[str, int]:
         return {"mirrored": self.sent.get(experiment, 0),
+                "worker_calls": self.calls.get(experiment, 0),
                 "dropped": self.dropped.get(experiment, 0),
                 "failed": self.failed.get(experiment, 0),
                 "queued": sum(q.qsize() for (e, _), q in self.queues.items()
