@@ -143,6 +143,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error."),
     Setting(
+        "fork_server",
+        bool,
+        True,
+        "Fork worker processes from a template process that has imported their libraries "
+        "(fast starts, shared memory); off: every worker is a new interpreter.",
+    ),
+    Setting(
+        "preload_modules",
+        str,
+        "numpy,scipy,sklearn,pandas",
+        "Comma-separated modules the fork server imports at start (those installed), so that "
+        "a version using them starts at once; each version's own are imported on its deploy.",
+    ),
+    Setting(
         "replicas",
         int,
         1,
@@ -191,6 +205,8 @@ class Config:
     timeline_interval: float = 10.0
     strategy_modules: str = ""
     log_level: str = "info"
+    fork_server: bool = True
+    preload_modules: str = "numpy,scipy,sklearn,pandas"
     replicas: int = 1
     build_timeout: float = 600.0
     env_budget_gb: float = 10.0

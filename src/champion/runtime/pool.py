@@ -438,12 +438,14 @@ class Runtime:
     """All pools of one server process."""
 
     def __init__(self, artifacts: Path, idle_timeout: float = 600.0, *,
-                 fork_server: bool = True) -> None:
+                 fork_server: bool = True, preload: tuple[str, ...] = ()) -> None:
         self.artifacts = artifacts
         self.idle_timeout = idle_timeout
         # Workers are forked from a template process that has imported their libraries
         # (runtime/zygote.py): milliseconds to start, libraries' pages shared.
         self.zygotes = Zygotes(enabled=fork_server)
+        self.preload = preload
+        self._prewarm: asyncio.Task[None] | None = None
         self.pools: dict[VersionKey, VersionPool] = {}
         # Shadow calls run in pools of their own, at lower CPU priority, so that on a busy
         # machine the live answer's worker gets the processor first.
@@ -454,6 +456,19 @@ class Runtime:
     def start(self) -> None:
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle())
+        if self.preload and self._prewarm is None:
+            self._prewarm = asyncio.create_task(self._start_fork_server())
+
+    async def _start_fork_server(self) -> None:
+        """Start the server interpreter's fork server with the common libraries imported,
+        in the background: the first deploy then finds them there."""
+        zygote = self.zygotes.get(None, None)
+        if zygote is None:
+            return
+        try:
+            await zygote.preload(self.preload)
+        except Exception as exc:  # it starts again, without them, on the first worker
+            log.warning("the fork server could not preload %s: %s", self.preload, exc)
 
     def _all(self) -> list[tuple[dict[VersionKey, VersionPool], VersionKey, VersionPool]]:
         return [(d, k, p) for d in (self.pools, self.background) for k, p in d.items()]
@@ -540,6 +555,9 @@ class Runtime:
                     await pool.close()
 
     async def close(self) -> None:
+        if self._prewarm is not None:
+            self._prewarm.cancel()
+            self._prewarm = None
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None

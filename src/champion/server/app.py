@@ -120,7 +120,10 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
                 f"champion: admin token (shown once; kept in {data / 'token'}):\n  {token}",
                 flush=True,
             )
-        runtime = Runtime(store.artifacts.root, idle_timeout=config.idle_timeout)
+        runtime = Runtime(store.artifacts.root, idle_timeout=config.idle_timeout,
+                          fork_server=config.fork_server,
+                          preload=tuple(m.strip() for m in config.preload_modules.split(",")
+                                        if m.strip()))
         st = State(
             config=config,
             store=store,
