@@ -165,6 +165,15 @@ def deploy(target: str, name: str | None, packages: tuple[str, ...], requirement
         os.chdir(path.parent)
         try:
             namespace = runpy.run_path(str(path), run_name="__champion_deploy__")
+        except SyntaxError as exc:
+            _fail(f"{path_text}:{exc.lineno}: SyntaxError: {exc.msg}"
+                  + (f"\n  {exc.text.rstrip()}" if exc.text else ""))
+        except SystemExit:
+            _fail(f"{path_text} called sys.exit() while it was being imported")
+        except BaseException as exc:  # the user's module raised at import
+            frames = user_frames(exc, str(path))
+            _fail(f"{path_text} raised {type(exc).__name__} while it was being imported: "
+                  f"{exc}" + (f"\n{frames}" if frames else ""))
         finally:
             os.chdir(old)
         fn = namespace.get(fn_name)
