@@ -264,3 +264,65 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+# --------------------------------------------------------------------------- per impression
+
+
+def pair_outcomes(method: str, teams: Sequence[int], m: int, clicks: Clicks, *,
+                  probs: Sequence[Sequence[float]] = (),
+                  ranks: Sequence[Sequence[int | None]] = ()
+                  ) -> dict[tuple[int, int], tuple[int | None, float]]:
+    """One impression's outcome for every pair of its ``m`` lists ``(i, j)``, ``i < j``: list
+    i against list j (+1, -1, 0 or None without signal) and the expected outcome
+    (probabilistic: ``P(i wins) - P(j wins)``; otherwise the outcome, 0 without signal).
+
+    ``method`` is ``team_draft`` (also multileaving), ``balanced`` (``ranks`` of each shown
+    item in both lists) or ``probabilistic`` (``probs``: each list's probability for each
+    shown item). Only clicks with a weight above 0 count. With more than two lists, a pair
+    has signal when either of its teams got a click (spec §1.5).
+    """
+    clicks = {p: w for p, w in clicks.items() if w > 0}
+    if method == "balanced":
+        h_a, h_b = balanced_credit(ranks, clicks)
+        o = outcome(h_a, h_b, bool(clicks))
+        return {(0, 1): (o, float(o or 0))}
+    if method == "probabilistic":
+        p_a, p_b = probabilistic_credit(probabilistic_q(probs), clicks)
+        o = outcome(p_a, p_b, bool(clicks))
+        return {(0, 1): (o, p_a - p_b if clicks else 0.0)}
+    counts = team_counts(teams, clicks, m)
+    out: dict[tuple[int, int], tuple[int | None, float]] = {}
+    for i in range(m):
+        for j in range(i + 1, m):
+            o = outcome(counts[i], counts[j], counts[i] > 0 or counts[j] > 0)
+            out[(i, j)] = (o, float(o or 0))
+    return out
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """Everything the report says about one pair: the first against the second."""
+
+    counts: PairCounts  # impressions with signal
+    sign_p: float  # impression-level sign test
+    delta: Interval  # impression-level preference
+    users: UserLevel  # the user-level analysis (the default decision)
+    impressions: UserLevel  # the same tests with every impression its own unit
+    expected: float | None  # mean expected outcome (probabilistic), else None
+
+
+def summarise_pair(outcomes: Sequence[tuple[str, int]], alpha: float = 0.05,
+                   n_star: float = DEFAULT_N_STAR, expected: Sequence[float] | None = None
+                   ) -> PairSummary:
+    """The pair's statistics from ``(unit, outcome)`` of its impressions with signal."""
+    counts = PairCounts.of(o for _, o in outcomes)
+    per_user: dict[str, list[int]] = {}
+    for unit, o in outcomes:
+        per_user.setdefault(unit, []).append(o)
+    per_impression = {str(i): [o] for i, (_, o) in enumerate(outcomes)}
+    mean_expected = (sum(expected) / len(expected)) if expected else None
+    return PairSummary(counts, sign_test(counts.wins, counts.losses),
+                       preference_interval(counts.wins, counts.losses, counts.ties, alpha),
+                       user_level(per_user, alpha, n_star),
+                       user_level(per_impression, alpha, n_star), mean_expected)

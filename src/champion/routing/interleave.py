@@ -246,6 +246,11 @@ def probabilistic(a: Sequence[str], b: Sequence[str], k: int, salt: str, request
     """Probabilistic interleaving (spec §1.4). ``teams`` holds the ranker that sampled each
     item (for the response; the credit marginalises over it with ``probs``)."""
     la, lb = dedupe(a), dedupe(b)
+    # r^-tau per list, in rank order; the softmax at a step is these over the items left,
+    # normalised by their sum (summed in rank order, as softmax() does)
+    wa = [(d, 1.0 / (r + 1) ** tau) for r, d in enumerate(la)]
+    wb = [(d, 1.0 / (r + 1) ** tau) for r, d in enumerate(lb)]
+    in_a, in_b = dict(wa), dict(wb)
     remaining = set(la) | set(lb)
     items: list[str] = []
     teams: list[int] = []
@@ -253,30 +258,32 @@ def probabilistic(a: Sequence[str], b: Sequence[str], k: int, salt: str, request
     probs: list[tuple[float, float]] = []
     i = 0
     while len(items) < k and remaining:
-        pa, pb = softmax(la, remaining, tau), softmax(lb, remaining, tau)
-        if not pa and not pb:
+        za = sum(w for d, w in wa if d in remaining)
+        zb = sum(w for d, w in wb if d in remaining)
+        if not za > 0 and not zb > 0:
             break
-        if not (pa and pb) and fill == "stop":
+        if not (za > 0 and zb > 0) and fill == "stop":
             break
         use_a = u01(salt, request_id, "pi_ranker", i) < 0.5
-        if use_a and not pa:
+        if use_a and not za > 0:
             use_a = False
-        if not use_a and not pb:
+        if not use_a and not zb > 0:
             use_a = True
-        p = pa if use_a else pb
-        order = [d for d in (la if use_a else lb) if d in p]
+        weights, z = (wa, za) if use_a else (wb, zb)
         u = u01(salt, request_id, "pi_doc", i)
         cum = 0.0
-        pick = order[-1]
-        for d in order:
-            cum += p[d]
-            if u < cum:
+        pick = ""
+        for d, w in weights:
+            if d in remaining:
                 pick = d
-                break
+                cum += w / z
+                if u < cum:
+                    break
         items.append(pick)
         teams.append(0 if use_a else 1)
-        competitive.append(bool(pa and pb))
-        probs.append((pa.get(pick, 0.0), pb.get(pick, 0.0)))
+        competitive.append(za > 0 and zb > 0)
+        probs.append((in_a[pick] / za if pick in in_a else 0.0,
+                      in_b[pick] / zb if pick in in_b else 0.0))
         remaining.discard(pick)
         i += 1
     return Draft("probabilistic", tuple(items), tuple(teams), tuple(competitive),
