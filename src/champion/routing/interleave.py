@@ -24,8 +24,9 @@ calls all the variants and merges their answers.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Self
 
@@ -82,13 +83,7 @@ class Draft:
 
 def dedupe(items: Sequence[str]) -> list[str]:
     """The list without repeats, keeping each item's first (highest) position."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for d in items:
-        if d not in seen:
-            seen.add(d)
-            out.append(d)
-    return out
+    return list(dict.fromkeys(items))
 
 
 def _get(value: Any, path: str) -> Any:
@@ -118,6 +113,20 @@ def canonical_id(item: Any, item_key: str | None = "id") -> str:
     if isinstance(item, (float, bool)) or item is None:
         return orjson.dumps(item).decode()
     raise ValueError(f"an item is a {type(item).__name__}, not a string, number or object")
+
+
+def canonical_ids(items: Sequence[Any], item_key: str | None = "id") -> list[str]:
+    """:func:`canonical_id` of every item (with fast paths for the usual shapes: strings,
+    or objects whose id is a string under one key)."""
+    if all(type(x) is str for x in items):
+        return list(items)
+    if item_key and "." not in item_key and all(type(x) is dict for x in items):
+        out = []
+        for x in items:
+            value = x.get(item_key)
+            out.append(value if type(value) is str else canonical_id(x, item_key))
+        return out
+    return [canonical_id(x, item_key) for x in items]
 
 
 def ranked_items(answer: Any, list_key: str | None) -> list[Any]:
@@ -153,6 +162,19 @@ def with_items(answer: Any, list_key: str | None, items: list[Any]) -> Any:
 # --------------------------------------------------------------------------- the methods
 
 
+def _draws(salt: str, request_id: str, tag: str) -> Callable[[int], float]:
+    """``r -> u01(salt, request_id, tag, r)`` with the checks and the joined prefix done
+    once (a draft draws up to k coins from the same prefix)."""
+    u01(salt, request_id, tag)  # rejects a '|' in salt or request id
+    prefix = f"{salt}|{request_id}|{tag}|".encode()
+
+    def draw(r: int) -> float:
+        return int.from_bytes(hashlib.sha256(prefix + str(r).encode()).digest()[:8],
+                              "big") / 2.0**64
+
+    return draw
+
+
 class _Cursor:
     """The next item of a list not yet shown (amortised O(1) per step)."""
 
@@ -171,33 +193,38 @@ class _Cursor:
 def team_draft(a: Sequence[str], b: Sequence[str], k: int, salt: str, request_id: str,
                fill: Fill = "continue") -> Draft:
     """Team-draft interleaving of two lists (spec §1.3); teams 0 (``a``) and 1 (``b``)."""
-    ca, cb = _Cursor(dedupe(a)), _Cursor(dedupe(b))
+    la, lb = dedupe(a), dedupe(b)
+    len_a, len_b = len(la), len(lb)
     items: list[str] = []
     teams: list[int] = []
     competitive: list[bool] = []
     used: set[str] = set()
+    ia = ib = 0  # the next item of each list not yet shown
     n_a = n_b = 0
+    coin = _draws(salt, request_id, "td")
     while len(items) < k:
-        na, nb = ca.next(used), cb.next(used)
-        if na is None and nb is None:
+        while ia < len_a and la[ia] in used:
+            ia += 1
+        while ib < len_b and lb[ib] in used:
+            ib += 1
+        has_a, has_b = ia < len_a, ib < len_b
+        if not (has_a or has_b):
             break
-        both = na is not None and nb is not None
+        both = has_a and has_b
         if not both and fill == "stop":
             break
-        if both:
-            pick_a = n_a < n_b or (n_a == n_b and u01(salt, request_id, "td", n_a) < 0.5)
+        # a coin per round (when the teams are level), indexed by the round
+        pick_a = (n_a < n_b or (n_a == n_b and coin(n_a) < 0.5)) if both else has_a
+        if pick_a:
+            item = la[ia]
+            n_a += 1
         else:
-            pick_a = na is not None
-        item = na if pick_a else nb
-        assert item is not None
+            item = lb[ib]
+            n_b += 1
         items.append(item)
         used.add(item)
         teams.append(0 if pick_a else 1)
         competitive.append(both)
-        if pick_a:
-            n_a += 1
-        else:
-            n_b += 1
     return Draft("team_draft", tuple(items), tuple(teams), tuple(competitive))
 
 
@@ -256,6 +283,8 @@ def probabilistic(a: Sequence[str], b: Sequence[str], k: int, salt: str, request
     teams: list[int] = []
     competitive: list[bool] = []
     probs: list[tuple[float, float]] = []
+    ranker_coin = _draws(salt, request_id, "pi_ranker")
+    doc_draw = _draws(salt, request_id, "pi_doc")
     i = 0
     while len(items) < k and remaining:
         za = sum(w for d, w in wa if d in remaining)
@@ -264,13 +293,13 @@ def probabilistic(a: Sequence[str], b: Sequence[str], k: int, salt: str, request
             break
         if not (za > 0 and zb > 0) and fill == "stop":
             break
-        use_a = u01(salt, request_id, "pi_ranker", i) < 0.5
+        use_a = ranker_coin(i) < 0.5
         if use_a and not za > 0:
             use_a = False
         if not use_a and not zb > 0:
             use_a = True
         weights, z = (wa, za) if use_a else (wb, zb)
-        u = u01(salt, request_id, "pi_doc", i)
+        u = doc_draw(i)
         cum = 0.0
         pick = ""
         for d, w in weights:

@@ -45,8 +45,8 @@ from champion.routing.interleave import (
     MAX_PAGE,
     InterleavePolicy,
     canonical_id,
+    canonical_ids,
     dedupe,
-    identical,
     interleave,
     ranked_items,
     with_items,
@@ -142,14 +142,14 @@ def _merge(settings: InterleaveSettings, exp: Experiment, decision: RoutingDecis
             continue
         try:
             items = ranked_items(answer.data, settings.list_key)
-            ids = [canonical_id(x, settings.item_key) for x in items]
+            ids = canonical_ids(items, settings.item_key)
         except ValueError as exc:
             failed[n] = f"no ranked list: {exc}"[:200]
             continue
         lists[n] = dedupe(ids)
         first: dict[str, Any] = {}
-        for i, x in zip(ids, items, strict=True):
-            first.setdefault(i, x)
+        for i, x in zip(reversed(ids), reversed(items), strict=True):
+            first[i] = x  # the first occurrence wins: it is written last
         objects[n] = first
     live = [n for n in names if n in lists]
     detail: dict[str, Any] = {"method": settings.method, "k": settings.k, "variants": names,
@@ -182,7 +182,8 @@ def _merge(settings: InterleaveSettings, exp: Experiment, decision: RoutingDecis
         if draft.ranks:
             extra_detail["ranks"] = [[*r] for r in draft.ranks]
     team_names = [live[t] for t in teams]
-    same = len(live) > 1 and identical([lists[n] for n in live], total)
+    heads = [lists[n][:total] for n in live]  # the lists are deduplicated already
+    same = len(live) > 1 and all(h == heads[0] for h in heads[1:])
     competitive = len(live) > 1 and not same and len(open_positions) < len(shown)
     detail.update(method=method, items=shown, teams=team_names, competitive=competitive,
                   **extra_detail)
