@@ -223,3 +223,44 @@ def test_rankers_run_concurrently_and_batches_pages_and_settings_are_clear(clien
         client.create_experiment(name, "interleave", {"a": 1, "b": 2}, interleave={"k": 0})
     print(f"\nslow rankers (100 ms each): one alone p50 {1000 * one:.0f} ms, "
           f"interleaved p50 {1000 * both:.0f} ms")
+
+
+def test_the_command_line_and_a_yaml_file_create_and_report_interleaving(client, server,
+                                                                          unique_name):
+    import yaml
+    from rich.console import Console
+
+    from champion.reporting import render_report
+    from tests.e2e.test_cli import run
+
+    name = unique_name
+    client.deploy(objects_ok, name)
+    client.deploy(objects_raises, name)
+    out = run(server, "experiment", "create", name, "--strategy", "interleave",
+              "--variant", f"control={name}:1", "--variant", f"candidate={name}:2",
+              "--method", "balanced", "--k", "4", "--list-key", "hits", "-q")
+    exp_id = out.stdout.strip()
+    e = client.experiment(exp_id)
+    assert e["interleave"]["method"] == "balanced" and e["interleave"]["k"] == 4
+    body = client.get_inference(name, 1)
+    client.feedback(name, body["request_id"], clicks=[0], event_id="c1")
+    client.feedback(name, body["request_id"], clicks=[{"position": 1, "weight": 2}],
+                    event_id="c2")
+    report = settled_report(client, exp_id, 1)
+    assert report["impressions"]["clicked"] == 1
+    console = Console(record=True, width=200)
+    render_report(report, console)  # what `champion experiment report` prints
+    text = console.export_text()
+    assert "Preference per pair" in text and "candidate vs control" in text
+    client.stop_experiment(exp_id)
+    spec = yaml.safe_load(f"kind: experiment\nname: il-yaml\nendpoint: {name}\n"
+                          "strategy: interleave\nstart: true\nvariants:\n"
+                          f"  control: {name}:1\n  candidate: {name}:2\n"
+                          "interleave:\n  k: 3\n  list_key: hits\n"
+                          "  method: probabilistic\n")
+    client.apply_experiment({k: v for k, v in spec.items() if k != "kind"})
+    running = client.experiments(name, "running")
+    assert running[0]["interleave"]["method"] == "probabilistic"
+    assert len(client.predict(name, 4)["hits"]) == 3
+    with pytest.raises(BadRequest, match="clicks"):
+        client.feedback(name, body["request_id"], clicks=[1.5])
