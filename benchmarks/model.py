@@ -64,6 +64,24 @@ def rank_reversed(x):  # type: ignore[no-untyped-def]
     return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(scores)]
 
 
+def rank_io(x):  # type: ignore[no-untyped-def]
+    """rank() after 5 ms of waiting, like a ranker that queries an index or a feature store."""
+    import time
+
+    time.sleep(0.005)
+    scores = MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1) + OFFSETS)[:, 1]
+    return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(-scores)]
+
+
+def rank_io_reversed(x):  # type: ignore[no-untyped-def]
+    """rank_reversed() after 5 ms of waiting."""
+    import time
+
+    time.sleep(0.005)
+    scores = MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1) + OFFSETS)[:, 1]
+    return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(scores)]
+
+
 def rows(n: int, seed: int = SEED + 1) -> list[list[float]]:
     """N request rows, rounded so the JSON stays short and identical everywhere."""
     rng = np.random.default_rng(seed)

@@ -285,6 +285,29 @@ class ChampionInterleave(ChampionRanker):
                                  {"control": 1, "candidate": 2}, interleave={"k": 20})
 
 
+class ChampionRankerIO(ChampionRanker):
+    """Not in the default run: the ranker waits 5 ms per request (an index, a feature store),
+    so that the interleaved row shows the two calls overlapping rather than the CPU."""
+
+    name = "champion-ranker-io"
+    title = "champion, one ranker that waits 5 ms per request, no experiment"
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.rank_io, self.deployment)
+
+
+class ChampionInterleaveIO(ChampionRanker):
+    name = "champion-interleave-io"
+    title = "champion, two rankers that wait 5 ms each, interleaved (team draft, k 20)"
+    baseline = "champion-ranker-io"
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.rank_io, self.deployment)
+        client.deploy(m.rank_io_reversed, self.deployment)
+        client.create_experiment(self.deployment, "interleave",
+                                 {"control": 1, "candidate": 2}, interleave={"k": 20})
+
+
 # ---------------------------------------------------------------------------- others
 
 # The same scikit-learn and numpy as champion's environment, so the pickle loads unchanged.
@@ -388,7 +411,8 @@ class BentoML(External):
 SYSTEMS: dict[str, type[System]] = {
     cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
                               ChampionAB, ChampionShadow, ChampionBatched, ChampionRanker,
-                              ChampionInterleave, MLflow, BentoML)
+                              ChampionInterleave, ChampionRankerIO, ChampionInterleaveIO,
+                              MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system
 
