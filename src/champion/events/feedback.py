@@ -78,8 +78,9 @@ def _clicks(value: Any) -> list[Any]:
             elif ok:
                 ok = isinstance(ref, (str, int)) and not isinstance(ref, bool)
             if ok and "weight" in click:
-                weight = _number(click["weight"], f"clicks[{i}].weight")
-                ok = weight >= 0
+                weight = click["weight"]
+                ok = (isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                      and math.isfinite(weight) and weight >= 0)
         else:
             ok = isinstance(click, str) or (isinstance(click, int)
                                             and not isinstance(click, bool) and click >= 0)

@@ -132,7 +132,7 @@ def gather_details(store: Store, row: Mapping[str, Any], params: Mapping[str, An
     feedback of ``metric`` sent for its request (parsed labels and values)."""
     got = store.merged_requests(row["id"], row["endpoint"],
                                 str(params.get("metric", "clicks")),
-                                int(params.get("limit", 200_000)))
+                                int(params.get("limit", 50_000)))
     requests = []
     for r in got["requests"]:
         detail = _json(r["detail"])

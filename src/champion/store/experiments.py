@@ -341,7 +341,7 @@ class ExperimentStoreMixin(LeaseMixin):
             return [(a, u) for a, u in conn.execute(q)]
 
     def merged_requests(self, experiment_id: str, endpoint: str, metric: str,
-                        limit: int = 200_000) -> Row:
+                        limit: int = 50_000) -> Row:
         """The answered requests of an experiment that kept a ``detail`` (merged answers),
         the newest ``limit`` of them oldest first (``request_id``, ``ts``, ``unit``: a
         request without one is its own, ``detail``), how many there are in all, and per

@@ -106,7 +106,7 @@ class InterleaveSettings:
     on_winner: Literal["promote", "stop"] = setting(
         "promote", "Automatic decisions: promote the preferred variant, or stop and keep "
         "production (to confirm with an A/B test first).")
-    max_impressions: int = setting(200_000, "The report reads at most this many of the "
+    max_impressions: int = setting(50_000, "The report reads at most this many of the "
                                    "newest impressions.", low=100, high=10**7)
 
 
