@@ -16,7 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.systems import SYSTEMS
+try:
+    from benchmarks.systems import SYSTEMS
+except ImportError as exc:  # run outside champion's environment: say so in one line
+    sys.exit(f"python -m benchmarks: {exc}; run it where champion is installed "
+             "(pip install -e '.[dev]' from the checkout)")
 
 DEFAULT_SYSTEMS = ("floor,floor-2w,champion,champion-nolog,champion-ab,champion-shadow,"
                    "champion-batched,champion-ranker,champion-interleave,mlflow,bentoml")

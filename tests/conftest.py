@@ -125,7 +125,8 @@ class Server:
         return self.http(headers={"authorization": f"Bearer {self.token}"})
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=[
+    pytest.param(b, marks=pytest.mark.postgres) if b == "postgres" else b for b in BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "postgres" and not pg_available():
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")

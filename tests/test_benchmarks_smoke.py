@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # seconds each: `pytest -m "not slow"` skips them
+
 REPO = Path(__file__).resolve().parents[1]
 
 

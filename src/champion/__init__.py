@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "aim_modelbit_client",
     "connect",
     "create_experiment",
     "delete",
@@ -39,6 +40,7 @@ __all__ = [
 if TYPE_CHECKING:
     from champion.client import (
         Client,
+        aim_modelbit_client,
         connect,
         create_experiment,
         delete,

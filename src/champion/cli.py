@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 
 import click
 from rich.syntax import Syntax
-from rich.table import Table
 
 from champion import __version__
-from champion.console import console, err_console, handle_errors
+from champion.console import console, err_console, handle_errors, print_table
 from champion.console import fail as _fail
 from champion.console import when as _when
 
@@ -29,10 +28,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def client_options(fn: F) -> F:
     fn = click.option("--token", envvar="CHAMPION_TOKEN", default=None,
-                      help="Admin token [env CHAMPION_TOKEN; default: DATA_DIR/token].")(fn)
-    fn = click.option("--url", envvar="CHAMPION_URL", default="http://127.0.0.1:8000",
-                      show_default=True, help="Server URL [env CHAMPION_URL].")(fn)
+                      help="Admin token [env CHAMPION_TOKEN; default: the one `champion "
+                      "login` saved, or CHAMPION_HOME/token].")(fn)
+    fn = click.option("--url", envvar="CHAMPION_URL", default=None,
+                      help="Server URL, or host:port [env CHAMPION_URL; default: the one "
+                      "`champion login` saved, or http://127.0.0.1:8000].")(fn)
     return fn
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")(fn)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
 
 
 def _client(url: str, token: str | None) -> Any:
@@ -51,88 +60,226 @@ def main() -> None:
     """
 
 
+# ---------------------------------------------------------------------- login
+
+
+@main.command()
+@click.argument("url", required=False)
+@click.option("--token", default=None, help="The admin token [default: asked for, hidden; "
+              "or CHAMPION_TOKEN].")
+@handle_errors
+def login(url: str | None, token: str | None) -> None:
+    """Save URL and its admin token for the CLI and the Python client (a file only you can
+    read), and make URL the default server.
+
+    URL may be host:port. Afterwards `champion deployments`, `champion.connect()` and the
+    rest need neither --url nor --token.
+    """
+    from champion.client import Client
+    from champion.client.config import normalize_url, save_login
+
+    url = normalize_url(url or os.environ.get("CHAMPION_URL") or "http://127.0.0.1:8000")
+    token = token or os.environ.get("CHAMPION_TOKEN") or click.prompt(
+        f"admin token for {url}", hide_input=True)
+    with Client(url, token) as client:
+        client.deployments()  # checks the address and the token before saving them
+    path = save_login(url, token)
+    console.print(f"logged in to {url}; saved in {path} (mode 600)", highlight=False)
+
+
+@main.command()
+@click.argument("url", required=False)
+@handle_errors
+def logout(url: str | None) -> None:
+    """Forget the token saved for URL (default: the default server)."""
+    from champion.client.config import forget
+
+    if forget(url):
+        console.print("logged out", highlight=False)
+    else:
+        console.print("no saved login for that server", highlight=False)
+
+
 # ---------------------------------------------------------------------- deploy
 
 
 @main.command()
 @click.argument("target")
-@click.option("--name", "-n", default=None, help="Deployment name [default: function name].")
+@click.option("--name", "-n", default=None,
+              help="Deployment name [default: the function's, or the folder's name].")
 @click.option("--package", "-p", "packages", multiple=True,
               help="Extra package requirement, e.g. pandas==2.2.0 (repeatable).")
+@click.option("--requirements", "-r", "requirements", type=click.Path(exists=True,
+              dir_okay=False), default=None,
+              help="A requirements file used instead of the captured pins (FILE.py form).")
+@click.option("--python", "python_version", default=None,
+              help="Python version for the version, e.g. 3.12 (an interpreter installed "
+              "where the server runs).")
 @click.option("--file", "-f", "files", multiple=True, type=click.Path(exists=True),
-              help="Extra file to ship with the version (repeatable).")
+              help="Extra file to ship with the version (repeatable; FILE.py form).")
 @click.option("--workers", type=int, default=None, help="Worker processes for this deployment.")
 @click.option("--timeout", type=float, default=None, help="Call timeout in seconds.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Seconds before idle workers are stopped.")
 @click.option("--batch-max-size", type=int, default=None,
               help="Above 1: micro-batching; the function takes and returns lists.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for a version's own environment to be built.")
 @client_options
 @handle_errors
-def deploy(target: str, name: str | None, packages: tuple[str, ...], files: tuple[str, ...],
-           workers: int | None, timeout: float | None, idle_timeout: float | None,
-           batch_max_size: int | None, url: str, token: str | None) -> None:
-    """Deploy FILE.py:FUNCTION as a new version (for code kept in a git folder)."""
-    path_text, sep, fn_name = target.rpartition(":")
-    if not sep or not path_text.endswith(".py"):
-        _fail("TARGET is FILE.py:FUNCTION, for example model.py:predict")
-    path = Path(path_text).resolve()
-    if not path.is_file():
-        _fail(f"no such file: {path_text}")
-    sys.path.insert(0, str(path.parent))
-    old = Path.cwd()
-    os.chdir(path.parent)
-    try:
-        namespace = runpy.run_path(str(path), run_name="__champion_deploy__")
-    finally:
-        os.chdir(old)
-    fn = namespace.get(fn_name)
-    if not callable(fn):
-        _fail(f"{path_text} defines no function {fn_name!r}")
+def deploy(target: str, name: str | None, packages: tuple[str, ...], requirements: str | None,
+           python_version: str | None, files: tuple[str, ...], workers: int | None,
+           timeout: float | None, idle_timeout: float | None, batch_max_size: int | None,
+           wait: bool, url: str, token: str | None) -> None:
+    """Deploy FILE.py:FUNCTION, or a deployment FOLDER, as a new version.
+
+    A FOLDER is in Modelbit's git layout: source.py with the main function, metadata.yaml
+    (runtimeInfo.mainFunction, pythonVersion), requirements.txt, data/*.pkl and any other
+    file; the version records its git commit and whether the folder was dirty.
+    """
+    from champion.capture.folder import is_deployment_folder
+
     client = _client(url, token)
-    version = client.deploy(
-        fn, name, python_packages=packages or None, extra_files=list(files) or None,
-        workers=workers, timeout=timeout, idle_timeout=idle_timeout,
-        batch_max_size=batch_max_size, root=path.parent,
-    )
+    folder = Path(target)
+    if folder.is_dir():
+        if not is_deployment_folder(folder):
+            _fail(f"{target} is a folder without source.py and metadata.yaml (make one "
+                  "with: champion init NAME)")
+        if files or requirements or python_version:
+            _fail("--file, --requirements and --python are for FILE.py:FUNCTION; a folder "
+                  "has its files, requirements.txt and metadata.yaml's pythonVersion")
+        version = client.deploy_folder(
+            folder, name, python_packages=list(packages) or None, workers=workers,
+            timeout=timeout, idle_timeout=idle_timeout, batch_max_size=batch_max_size,
+            wait=wait, progress=_progress)
+    else:
+        path_text, sep, fn_name = target.rpartition(":")
+        if not sep or not path_text.endswith(".py"):
+            _fail("TARGET is FILE.py:FUNCTION (for example model.py:predict) or a "
+                  "deployment folder")
+        path = Path(path_text).resolve()
+        if not path.is_file():
+            _fail(f"no such file: {path_text}")
+        sys.path.insert(0, str(path.parent))
+        old = Path.cwd()
+        os.chdir(path.parent)
+        try:
+            namespace = runpy.run_path(str(path), run_name="__champion_deploy__")
+        finally:
+            os.chdir(old)
+        fn = namespace.get(fn_name)
+        if not callable(fn):
+            _fail(f"{path_text} defines no function {fn_name!r}")
+        version = client.deploy(
+            fn, name, python_packages=packages or None, requirements_txt_path=requirements,
+            python_version=python_version, extra_files=list(files) or None,
+            workers=workers, timeout=timeout, idle_timeout=idle_timeout,
+            batch_max_size=batch_max_size, root=path.parent, wait=wait,
+            progress=_progress)
     for warning in version.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     prod = " (now production)" if version.production else ""
+    if version.status == "building":
+        console.print(f"deploying [bold]{version}[/]{prod}: its environment is being built; "
+                      f"follow it with: champion show {version.deployment} {version.version}",
+                      highlight=False)
+        return
     console.print(f"deployed [bold]{version}[/]{prod}: {version.url}", highlight=False)
+
+
+def _progress(line: str) -> None:
+    err_console.print(f"[dim]  {line}[/]", highlight=False)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--dir", "-d", "directory", default="deployments", show_default=True,
+              help="Where the deployment's folder is made (DIR/NAME).")
+@click.option("--python", "python_version", default=None,
+              help="pythonVersion in metadata.yaml [default: this Python's].")
+@handle_errors
+def init(name: str, directory: str, python_version: str | None) -> None:
+    """Make a deployment folder DIR/NAME in Modelbit's layout, ready to deploy.
+
+    It holds source.py (a hello-world main function), metadata.yaml, an empty
+    requirements.txt and data/. Deploy it with: champion deploy DIR/NAME
+    """
+    from champion.capture.folder import scaffold, write_folder
+    from champion.names import check_name
+
+    check_name(name)
+    dest = Path(directory) / name
+    if dest.exists():
+        _fail(f"{dest} exists already")
+    write_folder(scaffold(name, python_version, owner=_owner()), dest)
+    console.print(f"made {dest}/ (source.py, metadata.yaml, requirements.txt, data/); "
+                  f"deploy it with: champion deploy {dest}", highlight=False)
+
+
+def _owner() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return ""
+
+
+@main.command()
+@click.argument("ref")
+@click.argument("directory")
+@click.option("--force", is_flag=True, help="Write into DIRECTORY even if it is not empty.")
+@client_options
+@handle_errors
+def export(ref: str, directory: str, force: bool, url: str, token: str | None) -> None:
+    """Write a deployed version, NAME[:VERSION] (default latest), to DIRECTORY as a
+    deployment folder (source.py, metadata.yaml, requirements.txt, data/*.pkl, files).
+
+    Commit it to git and deploy it from there with: champion deploy DIRECTORY
+    """
+    name, _, version = ref.partition(":")
+    dest = _client(url, token).export(name, version or "latest", directory, force=force)
+    written = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    console.print(f"wrote {name}:{version or 'latest'} to {dest}/: {', '.join(written)}",
+                  highlight=False)
 
 
 # ---------------------------------------------------------------------- registry
 
 
 @main.command()
+@json_option
 @client_options
 @handle_errors
-def deployments(url: str, token: str | None) -> None:
+def deployments(as_json: bool, url: str, token: str | None) -> None:
     """List deployments."""
     rows = _client(url, token).deployments()
-    table = Table("name", "production", "latest", "versions", "created", "by")
-    for r in rows:
-        table.add_row(r["name"], str(r["production"] or ""), str(r["latest"] or ""),
-                      str(r["versions"]), _when(r["created_at"]), r["created_by"])
-    console.print(table)
+    if as_json:
+        _echo_json(rows)
+        return
+    print_table(["name", "production", "latest", "versions", "created", "by"],
+                [[r["name"], r["production"], r["latest"], r["versions"],
+                  _when(r["created_at"]), r["created_by"]] for r in rows])
 
 
 @main.command()
 @click.argument("name")
+@json_option
 @client_options
 @handle_errors
-def versions(name: str, url: str, token: str | None) -> None:
+def versions(name: str, as_json: bool, url: str, token: str | None) -> None:
     """List the versions of NAME with their aliases."""
     info = _client(url, token).deployment(name)
+    if as_json:
+        _echo_json(info)
+        return
     by_version: dict[int, list[str]] = {}
     for alias, v in info["aliases"].items():
         by_version.setdefault(v, []).append(alias)
-    table = Table("version", "aliases", "function", "python", "created", "by")
-    for v in info["versions"]:
-        table.add_row(str(v["number"]), ", ".join(sorted(by_version.get(v["number"], []))),
-                      v["function_name"], v["python_version"], _when(v["created_at"]),
-                      v["created_by"])
-    console.print(table)
+    print_table(["version", "aliases", "function", "python", "status", "created", "by"],
+                [[v["number"], ", ".join(sorted(by_version.get(v["number"], []))),
+                  v["function_name"], v["python_version"], v.get("status") or "ready",
+                  _when(v["created_at"]), v["created_by"]] for v in info["versions"]])
 
 
 @main.command()
@@ -151,6 +298,27 @@ def show(name: str, version: str, as_json: bool, url: str, token: str | None) ->
                   f"{', '.join(info['aliases']) or '-'}", highlight=False)
     console.print(f"created {_when(info['created_at'])} by {info['created_by']}, "
                   f"Python {info['python_version']}", highlight=False)
+    status = info.get("status", "ready")
+    if status != "ready":
+        console.print(f"status: {status}" + (f": {info['status_message']}"
+                                              if info.get("status_message") else ""),
+                      highlight=False)
+    env = info.get("environment")
+    if env:
+        size = f", {env['bytes'] / 1e6:.1f} MB" if env.get("bytes") else ""
+        built = f", built in {env['build_seconds']:.1f} s" if env.get("build_seconds") else ""
+        console.print(f"own environment {env.get('env_id')} (Python "
+                      f"{env.get('interpreter')}{size}{built}): "
+                      f"{', '.join(env.get('requirements') or []) or 'no packages'}",
+                      highlight=False)
+    origin = info.get("origin")
+    if origin and origin.get("commit"):
+        console.print(f"from {origin.get('path')} at commit {origin['commit'][:12]}"
+                      + (" (dirty)" if origin.get("dirty") else ""), highlight=False)
+    if info.get("dataframe_columns"):
+        console.print("DataFrame mode: " + ", ".join(
+            f"{c['name']} ({c.get('dtype')})" for c in info["dataframe_columns"]),
+            highlight=False)
     if info["packages"]:
         console.print("packages: " + ", ".join(f"{k}=={v}" for k, v in
                                                sorted(info["packages"].items())))
@@ -158,6 +326,10 @@ def show(name: str, version: str, as_json: bool, url: str, token: str | None) ->
         console.print(f"value {key}: {meta['type']} (sha256 {meta['sha256'][:12]})")
     for path in info["files"]:
         console.print(f"file {path}")
+    if info.get("pickled_function"):
+        err_console.print("[yellow]note:[/] this function was pickled by value (its source "
+                          "could not be read where it was defined, e.g. a plain Python "
+                          "shell): the listing below may lack its body", highlight=False)
     console.print(Syntax(info["source"], "python", line_numbers=False))
 
 
@@ -258,15 +430,18 @@ def configure(name: str, workers: int | None, timeout: float | None,
 @main.command()
 @click.argument("name")
 @click.option("--limit", type=int, default=50, show_default=True)
+@json_option
 @client_options
 @handle_errors
-def history(name: str, limit: int, url: str, token: str | None) -> None:
+def history(name: str, limit: int, as_json: bool, url: str, token: str | None) -> None:
     """Show who deployed, promoted and rolled back NAME, and when."""
     rows = _client(url, token).history(name, limit)
-    table = Table("when", "who", "action", "detail")
-    for r in rows:
-        table.add_row(_when(r["ts"]), r["actor"], r["action"], json.dumps(r["detail"]))
-    console.print(table)
+    if as_json:
+        _echo_json(rows)
+        return
+    print_table(["when", "who", "action", "detail"],
+                [[_when(r["ts"]), r["actor"], r["action"], json.dumps(r["detail"])]
+                 for r in rows])
 
 
 # ---------------------------------------------------------------------- inference and logs
@@ -284,7 +459,13 @@ def history(name: str, limit: int, url: str, token: str | None) -> None:
 def predict(name: str, data: str, version: str | None, unit: str | None, full: bool,
             url: str, token: str | None) -> None:
     """Call endpoint NAME with --data and print the answer."""
-    text = Path(data[1:]).read_text() if data.startswith("@") else data
+    if data.startswith("@"):
+        try:
+            text = Path(data[1:]).read_text()
+        except OSError as exc:
+            _fail(f"--data {data}: cannot read {data[1:]}: {exc.strerror or exc}")
+    else:
+        text = data
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -440,8 +621,7 @@ def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bu
     def fmt(v: Any, spec: str = ".1f") -> str:
         return "-" if v is None else format(v, spec)
 
-    table = Table("version", "bucket", "requests", "error rate", "p50 ms", "p90 ms", "p99 ms",
-                  "feedback", "accuracy")
+    rows: list[list[Any]] = []
     for series in data["versions"]:
         cells = [("total", series["totals"])]
         if per_bucket:
@@ -450,11 +630,13 @@ def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bu
             fb = ", ".join(f"{k}: {v['mean']:.3g} (n={v['count']})"
                            for k, v in cell["feedback"].items())
             acc = cell["accuracy"]
-            table.add_row(str(series["version"] or "-"), label, str(cell["requests"]),
-                          fmt(cell["error_rate"], ".2%"), fmt(cell["latency_ms"]["p50"]),
-                          fmt(cell["latency_ms"]["p90"]), fmt(cell["latency_ms"]["p99"]),
-                          fb, f"{acc['accuracy']:.1%} (n={acc['labels']})" if acc else "-")
-    console.print(table)
+            rows.append([series["version"] or "-", label, cell["requests"],
+                         fmt(cell["error_rate"], ".2%"), fmt(cell["latency_ms"]["p50"]),
+                         fmt(cell["latency_ms"]["p90"]), fmt(cell["latency_ms"]["p99"]),
+                         fb or "-", f"{acc['accuracy']:.1%} (n={acc['labels']})" if acc
+                         else "-"])
+    print_table(["version", "bucket", "requests", "error rate", "p50 ms", "p90 ms", "p99 ms",
+                 "feedback", "accuracy"], rows)
     for metric, v in data.get("unit_feedback", {}).items():
         console.print(f"by unit: {metric}: mean {v['mean']:.4g} (n={v['count']})")
 
@@ -654,14 +836,12 @@ def experiment_list(endpoint: str | None, status: str | None, as_json: bool, url
     """List experiments, newest first."""
     rows = _client(url, token).experiments(endpoint, status)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _echo_json(rows)
         return
-    table = Table("id", "endpoint", "strategy", "status", "variants", "created")
-    for e in rows:
-        table.add_row(e["id"], e["endpoint"], e["strategy"], e["status"],
-                      ", ".join(f"{k}={v}" for k, v in e["variants"].items()),
-                      _when(e["created_at"]))
-    console.print(table)
+    print_table(["id", "endpoint", "strategy", "status", "variants", "created"],
+                [[e["id"], e["endpoint"], e["strategy"], e["status"],
+                  ", ".join(f"{k}={v}" for k, v in e["variants"].items()),
+                  _when(e["created_at"])] for e in rows])
 
 
 @experiment.command("show")
@@ -754,45 +934,77 @@ def experiment_report(experiment_id: str, as_json: bool, url: str, token: str | 
 
 
 @main.command()
-@click.option("--file", "-f", "path", type=click.Path(exists=True, dir_okay=False),
-              required=True, help="A YAML (or JSON) experiment spec.")
+@click.option("--file", "-f", "path", type=click.Path(exists=True), required=True,
+              help="An experiment spec (YAML or JSON), or a folder of deployment folders "
+              "and experiment specs.")
 @client_options
 @handle_errors
 def apply(path: str, url: str, token: str | None) -> None:
-    """Create (and by default start) the experiment a YAML file declares.
+    """Create (and by default start) the experiment a YAML file declares; or, given a
+    folder, deploy its deployment folders that are new or changed, then apply its
+    experiment specs (see champion plan).
 
     The file holds the fields of POST /api/experiments: endpoint, strategy, variants,
     metrics, auto, alpha, name, start (default true), and the strategy's settings under its
     name (e.g. canary: {steps: [5, 25, 50, 100]}). Applied again with new weights, a running
     experiment of the same name is re-weighted.
     """
-    import yaml
+    if Path(path).is_dir():
+        _apply_folder(path, url, token)
+        return
+    from champion.client._apply import experiment_change, read_spec
 
-    try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as exc:
-        _fail(f"{path} is not valid YAML: {exc}")
-    if not isinstance(spec, dict):
-        _fail(f"{path} must hold a mapping of experiment fields")
-    spec.pop("kind", None)
+    spec = read_spec(Path(path))
     spec.setdefault("start", True)
     client = _client(url, token)
-    existing = [e for e in client.experiments(spec.get("endpoint"))
-                if spec.get("name") and e["name"] == spec["name"] and e["status"] != "stopped"]
-    if existing:
-        e = existing[0]
-        wanted = spec.get("weights") or (spec.get(e["strategy"]) or {}).get("weights") or {}
-        total = sum(float(v) for v in wanted.values()) or 1.0
-        changed = any(abs(float(v) / total - e.get("weights", {}).get(k, -1)) > 1e-9
-                      for k, v in wanted.items())
-        if wanted and "weights" in e and changed:
-            e = client.reweight(e["id"], wanted, reason=f"apply {path}")
-            console.print("weights updated", highlight=False)
-        else:
-            console.print("unchanged", highlight=False)
-        _print_experiment(e)
+    action, e, wanted = experiment_change(client, spec)
+    if e is None:
+        _print_experiment(client.apply_experiment(spec))
         return
-    _print_experiment(client.apply_experiment(spec))
+    if action == "reweight":
+        e = client.reweight(e["id"], wanted, reason=f"apply {path}")
+        console.print("weights updated", highlight=False)
+    else:
+        console.print("unchanged", highlight=False)
+    _print_experiment(e)
+
+
+def _apply_folder(path: str, url: str, token: str | None) -> None:
+    """``apply -f FOLDER``: deployments first, then each experiment spec through the
+    experiment branch of ``apply`` above."""
+    from champion.client._apply import apply_deployments, plan
+
+    client = _client(url, token)
+    changes = plan(client, path)
+    for change in changes:
+        console.print(change.line(), highlight=False)
+    apply_deployments(client, changes, _progress)
+    ctx = click.get_current_context()
+    for change in changes:
+        if change.kind == "experiment" and change.spec is not None:
+            console.print(f"{change.path}:", highlight=False)
+            ctx.invoke(apply, path=str(change.spec), url=url, token=token)
+
+
+@main.command()
+@click.option("--file", "-f", "path", type=click.Path(exists=True), required=True,
+              help="A folder of deployment folders and experiment specs, one deployment "
+              "folder, or one experiment spec.")
+@client_options
+@handle_errors
+def plan(path: str, url: str, token: str | None) -> None:
+    """Show what champion apply -f PATH would change, without changing anything.
+
+    Each line: + create, ~ change (a new version, new weights), = unchanged, ! skipped.
+    """
+    from champion.client._apply import plan as make_plan
+
+    changes = make_plan(_client(url, token), path)
+    for change in changes:
+        console.print(change.line(), highlight=False)
+    n = sum(1 for c in changes if c.changes)
+    console.print(f"{n} change{'s' if n != 1 else ''} to apply" if n else "nothing to change",
+                  highlight=False)
 
 
 # ---------------------------------------------------------------------- demo

@@ -42,6 +42,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
     raise SystemExit("champion demo: the server did not become ready")
 
 
+def _sign_in_link(url: str, token: str) -> str:
+    """A one-time link that signs a browser in to the dashboard (the token is not in it)."""
+    try:
+        r = httpx.post(url + "/api/ui/sign-in-link", headers={"authorization": f"Bearer {token}"},
+                       timeout=10)
+        r.raise_for_status()
+        return url + str(r.json()["path"])
+    except (httpx.HTTPError, KeyError, ValueError):
+        return f"{url}/ui/login (sign in with the admin token)"
+
+
 def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
              serve_forever: bool = True) -> None:
     import numpy as np
@@ -105,21 +116,38 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, n_requests: int = 200,
         console.print(f"sent {sent} requests in {elapsed:.1f} s; versions 1 and 2 agreed on "
                       f"{agree}/{n_requests} customers")
         client.close()
+        sign_in = _sign_in_link(url, token)
 
         example = '{"data": {"tenure": 1.2, "support_calls": -0.3, "usage": 0.5}}'
         print(f"""
-Try it (admin token: {token})
+Dashboard: {url}/ui/
+  sign this browser in once (the link works once, for 10 minutes):
+  {sign_in}
 
-  curl -s -X POST {url}/v1/churn -H 'Content-Type: application/json' \\
+Try it, in another shell (admin token: {token}):
+
+  export CHAMPION_URL={url} CHAMPION_TOKEN={token}
+
+  curl -s -X POST $CHAMPION_URL/v1/churn -H 'Content-Type: application/json' \\
        -d '{example}'
+  champion deployments
+  champion versions churn
+  champion logs churn
+  champion metrics churn                # requests, errors, latency per version
 
-  champion deployments --url {url} --token {token}
-  champion versions churn --url {url} --token {token}
-  champion logs churn --url {url} --token {token}
-  champion promote churn 2 --url {url} --token {token}
+Report an outcome for a request (its id is in every answer), then test version 2 on live
+traffic:
 
-  python -c "import champion; champion.connect('{url}', token='{token}'); \\
-print(champion.predict('churn', {{'tenure': 2.0}}))"
+  champion predict churn -d '{{"tenure": 2.0}}' --unit user-1 --full
+  champion feedback churn --request-id REQUEST_ID --reward 1
+  champion experiment create churn --variant control=churn:1 --variant candidate=churn:2 \\
+      --primary reward
+  champion experiment report EXPERIMENT_ID
+  champion experiment create churn --strategy canary --variant stable=churn:1 \\
+      --variant canary=churn:2 --steps 5,25,50,100    # after stopping the A/B test
+  champion promote churn 2              # or by hand
+
+  python -c "import champion; print(champion.predict('churn', {{'tenure': 2.0}}))"
 """, flush=True)
         if not serve_forever:
             return

@@ -8,6 +8,7 @@
     │   ├── InvalidInput (400)        data that does not fit the function
     │   └── DeployError (400)         unpicklable value, unimportable package
     ├── Unauthorized (401)
+    ├── Forbidden (403)               a dashboard session without its CSRF token
     ├── NotFound (404)
     ├── MethodNotAllowed (405)
     ├── Conflict (409)
@@ -16,6 +17,7 @@
     ├── ModelError (500)              the user's function raised
     ├── WorkerCrashed (502)           the worker process died mid-request
     ├── Unavailable (503)
+    │   └── Unreachable (503)         client side: no server answered at that address
     └── ModelTimeout (504)            the function ran past its timeout
 
 The server turns any of them into the one JSON error shape
@@ -33,6 +35,8 @@ class ChampionError(Exception):
 
     status_code: int = 500
     type_name: str = "internal_error"
+    #: True for errors raised on the client's side without any answer from a server.
+    local: bool = False
 
     def __init__(self, message: str, *, request_id: str | None = None, **detail: Any) -> None:
         super().__init__(message)
@@ -70,6 +74,11 @@ class DeployError(BadRequest):
 class Unauthorized(ChampionError):
     status_code = 401
     type_name = "unauthorized"
+
+
+class Forbidden(ChampionError):
+    status_code = 403
+    type_name = "forbidden"
 
 
 class NotFound(ChampionError):
@@ -112,6 +121,13 @@ class Unavailable(ChampionError):
     type_name = "unavailable"
 
 
+class Unreachable(Unavailable):
+    """No server answered: refused, unknown host, timed out connecting (client side)."""
+
+    type_name = "unreachable"
+    local = True
+
+
 class ModelTimeout(ChampionError):
     status_code = 504
     type_name = "timeout"
@@ -124,6 +140,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     InvalidInput,
     DeployError,
     Unauthorized,
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -132,6 +149,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     ModelError,
     WorkerCrashed,
     Unavailable,
+    Unreachable,
     ModelTimeout,
 )
 
@@ -141,6 +159,8 @@ _BY_TYPE = {cls.type_name: cls for cls in ALL_ERRORS}
 def error_from_response(status: int, body: Any) -> ChampionError:
     """Rebuild the exception a server answered with (used by the client)."""
     err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("champion_error"), dict):
+        err = body["champion_error"]  # the Modelbit-compatible route's body
     if not isinstance(err, dict):
         cls = next((c for c in ALL_ERRORS if c.status_code == status), ChampionError)
         return cls(f"HTTP {status}: {str(body)[:200]}")

@@ -13,7 +13,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
+
+from champion.console import print_table
 
 
 def _num(value: Any, spec: str) -> str:
@@ -55,11 +56,9 @@ def render_report(data: dict[str, Any], console: Console) -> None:
         console.print(Panel(a.get("message", ""), title=a.get("title"), style=style))
     for t in view.get("tables", []):
         columns = t.get("columns", [])
-        table = Table(*(c["label"] for c in columns), title=t.get("title"))
-        for row in t.get("rows", []):
-            table.add_row(*(cell(row.get(c["key"]), c.get("format", "text"))
-                            for c in columns))
-        console.print(table)
+        print_table([c["label"] for c in columns],
+                    [[cell(row.get(c["key"]), c.get("format", "text")) for c in columns]
+                     for row in t.get("rows", [])], title=t.get("title"), out=console)
     if view.get("headline"):
         console.print(view["headline"], highlight=False, markup=False)
     if view.get("charts"):

@@ -60,6 +60,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Example: postgresql+psycopg://user@127.0.0.1:5432/champion",
     ),
     Setting(
+        "artifacts_dir",
+        str,
+        "",
+        "Where the versions' artifact files are kept; empty means DATA_DIR/artifacts. Server "
+        "replicas sharing one PostgreSQL store share this directory (see docs/scaling.md).",
+    ),
+    Setting(
         "token",
         str,
         "",
@@ -135,6 +142,26 @@ SETTINGS: tuple[Setting, ...] = (
         "strategies (see docs/strategies.md).",
     ),
     Setting("log_level", str, "info", "Server log level: debug, info, warning, error."),
+    Setting(
+        "replicas",
+        int,
+        1,
+        "Server processes on this machine, sharing the port and the store (one per core; "
+        "PostgreSQL recommended: see docs/scaling.md).",
+    ),
+    Setting(
+        "build_timeout",
+        float,
+        600.0,
+        "Seconds a version's own environment may take to build before its deploy fails.",
+    ),
+    Setting(
+        "env_budget_gb",
+        float,
+        10.0,
+        "Size budget of DATA_DIR/envs in GiB; beyond it the least recently used "
+        "environments not in use are removed.",
+    ),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -146,6 +173,7 @@ class Config:
     port: int = 8000
     data_dir: str = "./champion-data"
     database_url: str = ""
+    artifacts_dir: str = ""
     token: str = field(default="", repr=False)
     require_auth: bool = False
     timeout: float = 30.0
@@ -163,10 +191,19 @@ class Config:
     timeline_interval: float = 10.0
     strategy_modules: str = ""
     log_level: str = "info"
+    replicas: int = 1
+    build_timeout: float = 600.0
+    env_budget_gb: float = 10.0
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def artifacts_path(self) -> Path:
+        if self.artifacts_dir:
+            return Path(self.artifacts_dir).expanduser().resolve()
+        return self.data_path / "artifacts"
 
     @classmethod
     def load(

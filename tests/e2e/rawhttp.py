@@ -23,6 +23,8 @@ def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionResetError("the server closed the connection")
     status = int(status_line.split(b" ", 2)[1])
     length = 0
     while True:

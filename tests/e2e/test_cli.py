@@ -104,7 +104,13 @@ def test_demo_runs_end_to_end(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "deployed churn:1" in out.stderr and "deployed churn:2" in out.stderr
-    assert f"curl -s -X POST http://127.0.0.1:{port}/v1/churn" in out.stdout
+    assert f"export CHAMPION_URL=http://127.0.0.1:{port} CHAMPION_TOKEN=demo-" in out.stdout
+    assert "curl -s -X POST $CHAMPION_URL/v1/churn" in out.stdout
+    for headline in ("champion metrics churn", "champion feedback churn",
+                     "champion experiment create churn", "--strategy canary"):
+        assert headline in out.stdout, headline
+    assert f"Dashboard: http://127.0.0.1:{port}/ui/" in out.stdout
+    assert f"http://127.0.0.1:{port}/ui/login?code=" in out.stdout
 
 
 def test_feedback_metrics_and_log_export_from_the_cli(server, client, unique_name, tmp_path):

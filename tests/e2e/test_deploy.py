@@ -119,7 +119,10 @@ def test_unpicklable_value_fails_the_deploy_naming_it(client, unique_name):
         client.deploy(uses_lock, unique_name)
 
 
-def test_package_missing_on_server_fails_the_deploy_naming_it(client, unique_name, tmp_path):
+def test_package_missing_in_the_server_environment_fails_the_deploy_naming_it(
+        client, unique_name, tmp_path):
+    # environment="server": the version must run with the server's packages, which lack it
+    # (without it, the version would get its own environment: tests/e2e/test_environments.py).
     from champion.capture import capture
 
     def fn(x):
@@ -130,6 +133,7 @@ def test_package_missing_on_server_fails_the_deploy_naming_it(client, unique_nam
         "function_name": "fn", "imports": [], "helpers": cap.helpers, "values": {},
         "files": {}, "signature": cap.signature, "modules": ["no_such_package_xyz"],
         "packages": {"no-such-package-xyz": "1.0"}, "python_version": cap.python_version,
+        "environment_mode": "server",
     }
     with pytest.raises(DeployError, match="no_such_package_xyz"):
         client._request("POST", f"/api/deployments/{unique_name}/versions",

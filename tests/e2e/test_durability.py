@@ -12,6 +12,8 @@ import pytest
 from champion.store import Store
 from tests.conftest import PgDatabase, Server
 
+pytestmark = pytest.mark.slow  # seconds each: `pytest -m "not slow"` skips them
+
 
 def echo(x):
     return x

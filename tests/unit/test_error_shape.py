@@ -31,6 +31,7 @@ PINNED = {
     "InvalidInput": (400, "invalid_input"),
     "DeployError": (400, "deploy_error"),
     "Unauthorized": (401, "unauthorized"),
+    "Forbidden": (403, "forbidden"),
     "NotFound": (404, "not_found"),
     "MethodNotAllowed": (405, "method_not_allowed"),
     "Conflict": (409, "conflict"),
@@ -39,6 +40,7 @@ PINNED = {
     "ModelError": (500, "model_error"),
     "WorkerCrashed": (502, "worker_crashed"),
     "Unavailable": (503, "unavailable"),
+    "Unreachable": (503, "unreachable"),  # client side: no server answered
     "ModelTimeout": (504, "timeout"),
 }
 

@@ -213,3 +213,125 @@ def test_a_row_whose_value_does_not_fit_names_row_and_parameter():
 def test_a_forced_batch_must_be_a_non_empty_list(data):
     with pytest.raises(InvalidInput, match="non-empty list"):
         calls_for({"data": data, "batch": True}, sig(one))
+
+
+# ---------------------------------------------------------------------- Modelbit's rows
+
+
+def add(a, b):
+    return a + b
+
+
+def test_modelbit_multi_argument_rows_bind_each_value_to_a_parameter():
+    # The bug this pins: two rows to add(a, b) were read as the two arguments, answering
+    # [1, 10, 11, 2, 20, 21] with a 200.
+    calls, ids = calls_for({"data": [[1, 10, 11], [2, 20, 21]]}, sig(add))
+    assert ids == [1, 2]
+    assert [add(*a, **k) for a, k in calls] == [21, 41]
+
+
+@pytest.mark.parametrize(
+    "fn, data, expected",
+    [
+        (three, [[1, 5, 6]], [[5, 6, 1]]),  # a default fills the rest
+        (three, [["a", 5, 6, 7]], [[5, 6, 7]]),
+        (add, [[1, 10, 11], [2, [20, 21]]], [21, 41]),  # rows may mix the two readings
+        (add, [[1, {"a": 1, "b": 2}]], [3]),
+        (star_args, [[1, 2, 3]], [[2, 3]]),
+        (mixed, [[1, 2, 3, 4]], [[2, [3, 4], {}]]),
+    ],
+)
+def test_rows_are_read_as_modelbit_reads_them(fn, data, expected):
+    calls, ids = calls_for({"data": data}, sig(fn))
+    assert ids == [row[0] for row in data]
+    assert [fn(*a, **k) for a, k in calls] == expected
+
+
+def test_long_rows_are_one_input_for_a_function_of_one_parameter():
+    # one(x) cannot take [id, a, b]: the list is its single input, as before.
+    assert is_batch({"data": [[1, 2, 3]]}, sig(one)) is False
+    assert calls_for({"data": [[1, 2, 3]]}, sig(one)) == ([([[[1, 2, 3]]], {})], None)
+    assert is_batch({"data": [[1, 2, 3]]}, sig(three)) is True
+
+
+@pytest.mark.parametrize(
+    "fn, data, row, words",
+    [
+        (add, [[1, 2, 3, 4]], 0, "too many arguments"),
+        (add, [[1, 10, 11], [2, 20, 21, 22]], 1, "too many arguments"),
+        (add, [[1, 10, 11], [2, 20]], 1, "several parameters"),
+        (add, [[1, 10, 11], [2.5, 20, 21]], 1, "is not [id, x]"),
+        (add, [[1, 10, 11], "x"], 1, "is not [id, x]"),
+        (one, [[1, "x"], [2, "y", 3]], 1, "takes one positional argument"),
+        (kw_only, [[1, {"a": 1, "k": 2}], [2, 3, 4]], 1, "takes one positional argument"),
+    ],
+)
+def test_rows_that_fit_no_reading_are_refused_never_guessed(fn, data, row, words):
+    with pytest.raises(InvalidInput) as info:
+        calls_for({"data": data}, sig(fn))
+    assert words in info.value.message
+    assert info.value.detail["row"] == row
+    assert info.value.status_code == 400
+
+
+def test_batch_false_still_sends_rows_as_the_arguments():
+    assert calls_for({"data": [[1, 10, 11], [2, 20, 21]], "batch": False}, sig(add)) == (
+        [([[1, 10, 11], [2, 20, 21]], {})], None)
+
+
+# ---------------------------------------------------------------------- DataFrame mode
+
+COLUMNS = [{"name": "x", "dtype": "int64"}, {"name": "y", "dtype": "float64"}]
+
+
+def test_dataframe_mode_takes_rows_of_column_values():
+    from champion.server.shapes import frame_calls_for
+
+    calls, ids = frame_calls_for({"data": [[1, {"x": 1, "y": 2.0}], ["b", {"x": 3}]]},
+                                 COLUMNS)
+    assert ids == [1, "b"]
+    assert calls == [([{"x": 1, "y": 2.0}], {}), ([{"x": 3}], {})]
+    assert frame_calls_for({"data": {"x": 1, "y": 2}}, COLUMNS) == (
+        [([{"x": 1, "y": 2}], {})], None)
+
+
+@pytest.mark.parametrize("data, words", [
+    ([[1, [1, 2]]], "batch row 0 is not [id, {column: value}]"),
+    ([], "DataFrame mode"),
+    (5, "DataFrame mode"),
+])
+def test_dataframe_mode_refuses_other_shapes(data, words):
+    from champion.server.shapes import frame_calls_for
+
+    with pytest.raises(InvalidInput) as info:
+        frame_calls_for({"data": data}, COLUMNS)
+    assert words in info.value.message
+
+
+# ---------------------------------------------------------------------- request options
+
+
+def test_timeout_seconds_is_capped_by_the_deployment_timeout():
+    from champion.server.shapes import call_options
+
+    assert call_options({"data": 1}, 30.0).timeout is None
+    assert call_options({"data": 1, "timeout_seconds": 2}, 30.0).timeout == 2.0
+    assert call_options({"data": 1, "timeout_seconds": 300}, 30.0).timeout == 30.0
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"timeout_seconds": 0}, "positive number"),
+    ({"timeout_seconds": -1}, "positive number"),
+    ({"timeout_seconds": "5"}, "positive number"),
+    ({"timeout_seconds": True}, "positive number"),
+    ({"response_format": "links"}, "'links' is not supported"),
+    ({"response_format": "csv"}, "must be \"json\""),
+    ({"response_webhook": "https://example.test/hook"}, "not supported"),
+])
+def test_unsupported_request_options_are_a_400(body, words):
+    from champion.server.shapes import call_options
+
+    with pytest.raises(InvalidInput) as info:
+        call_options({"data": 1, **body}, 30.0)
+    assert words in info.value.message
+    assert call_options({"data": 1, "response_format": "json"}, 30.0).timeout is None

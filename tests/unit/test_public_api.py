@@ -8,6 +8,7 @@ import champion
 def test_public_names_are_pinned():
     assert champion.__all__ == [
         "Client",
+        "aim_modelbit_client",
         "connect",
     "create_experiment",
         "delete",

@@ -23,6 +23,8 @@ import builtins
 import dis
 import inspect
 import platform
+import re
+import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterable
@@ -33,6 +35,7 @@ from typing import Any
 import cloudpickle
 
 from champion.capture.packages import (
+    SIMPLE_REQUIREMENT,
     distributions_for,
     is_stdlib,
     local_module_file,
@@ -99,7 +102,84 @@ def _source(obj: Any) -> str | None:
     try:
         return textwrap.dedent(inspect.getsource(obj))
     except (OSError, TypeError):
+        pass
+    if isinstance(obj, types.FunctionType):
+        return _source_from_history(obj)
+    return None
+
+
+def _history() -> list[str]:
+    """What the user typed in this interactive session: IPython's cells, or the lines of
+    the plain Python shell's ``readline`` buffer (oldest first); empty elsewhere."""
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        shell = getattr(ipython, "get_ipython", lambda: None)()
+        if shell is not None:
+            return [str(cell) for cell in shell.history_manager.input_hist_raw]
+    readline = sys.modules.get("readline")
+    if readline is None or not hasattr(sys, "ps1"):
+        return []
+    try:
+        n = readline.get_current_history_length()
+        return [readline.get_history_item(i) or "" for i in range(1, n + 1)]
+    except Exception:
+        return []
+
+
+def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
+    def consts(c: types.CodeType) -> list[Any]:
+        return [k for k in c.co_consts if not isinstance(k, types.CodeType)]
+    return (a.co_code == b.co_code and a.co_names == b.co_names
+            and a.co_varnames == b.co_varnames and consts(a) == consts(b))
+
+
+def _source_from_history(fn: types.FunctionType) -> str | None:
+    """The ``def`` of ``fn`` typed in this session, checked against its bytecode."""
+    history = _history()
+    if not history:
         return None
+    start = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(fn.__name__)}\s*\(")
+    text = "\n".join(history)
+    lines = text.split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        if not start.match(lines[i]):
+            continue
+        indent = len(lines[i]) - len(lines[i].lstrip())
+        block = [lines[i]]
+        for line in lines[i + 1:]:
+            if line.strip() and len(line) - len(line.lstrip()) <= indent:
+                break
+            block.append(line)
+        candidate = textwrap.dedent("\n".join(block)).rstrip() + "\n"
+        try:
+            module = compile(candidate, "<history>", "exec")
+        except SyntaxError:
+            continue
+        for const in module.co_consts:
+            if (isinstance(const, types.CodeType) and const.co_name == fn.__name__
+                    and _same_code(const, fn.__code__) and _same_defaults(candidate, fn)):
+                return candidate
+    return None
+
+
+def _same_defaults(source: str, fn: types.FunctionType) -> bool:
+    """Whether the literal defaults written in ``source`` are ``fn``'s (others can't be
+    checked without running them, and are taken on trust)."""
+    node = ast.parse(source).body[0]
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    written = node.args.defaults
+    actual = fn.__defaults__ or ()
+    if len(written) != len(actual):
+        return False
+    for expr, value in zip(written, actual, strict=True):
+        try:
+            literal = ast.literal_eval(expr)
+        except (ValueError, SyntaxError, TypeError):
+            continue
+        if type(literal) is not type(value) or literal != value:
+            return False
+    return True
 
 
 def _is_user_defined(obj: Any, home_module: str) -> bool:
@@ -248,6 +328,7 @@ def capture(
     python_packages: Iterable[str] | None = None,
     extra_files: Iterable[str | Path] | dict[str, str | Path] | None = None,
     root: str | Path | None = None,
+    discover_local_files: bool = True,
 ) -> Captured:
     """Capture ``fn`` for deployment. Raises DeployError naming what cannot be captured."""
     if not callable(fn):
@@ -298,6 +379,8 @@ def capture(
             walker.note_module(module)
 
     files: dict[str, bytes] = {}
+    if not discover_local_files:
+        walker.local_files.clear()  # Modelbit's skip_extra_files_discovery
     for path in sorted(walker.local_files):
         files[path.relative_to(base).as_posix()] = path.read_bytes()
     if isinstance(extra_files, dict):
@@ -317,9 +400,18 @@ def capture(
 
     packages = distributions_for(walker.modules)
     warnings: list[str] = []
+    if src is None:
+        warnings.append(
+            f"the source of {fn.__name__!r} could not be read (it was defined in "
+            f"{fn.__code__.co_filename}): it is deployed pickled by value, and its listing "
+            "(champion show, the dashboard) lacks its body; define it in a file, a notebook "
+            "cell or IPython to keep its source readable")
     for spec in python_packages or ():
-        name, sep, version = spec.partition("==")
-        packages[name.strip()] = version.strip() if sep else packages.get(name.strip(), "")
+        m = SIMPLE_REQUIREMENT.match(spec)
+        if m is None:
+            continue  # a range or a URL: kept as a requirement line (requirement_lines)
+        name, version = m.group(1), m.group(2)
+        packages[name] = version or packages.get(name) or _installed_version(name)
 
     fn_name = fn.__name__ if fn.__name__ != "<lambda>" else "predict"
     listing = _listing(walker, fn_name, src)
@@ -338,6 +430,15 @@ def capture(
         function_pickle=function_pickle,
         warnings=warnings,
     )
+
+
+def _installed_version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def _pickle_value(name: str, value: Any) -> bytes:

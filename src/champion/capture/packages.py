@@ -6,6 +6,7 @@ import functools
 import importlib.metadata
 import os
 import pickletools
+import re
 import sys
 import sysconfig
 from pathlib import Path
@@ -94,3 +95,32 @@ def modules_in_pickle(data: bytes) -> set[str]:
         if len(stack) > 64:
             del stack[:-8]
     return found
+
+
+_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+SIMPLE_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:==\s*([^\s;,#]+))?\s*$")
+
+
+def normalize(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(line: str) -> str | None:
+    """The distribution a requirement line names (``None`` for a URL or an option)."""
+    line = line.strip()
+    if not line or line.startswith(("-", "#")) or "://" in line.split(";")[0].split("@")[0]:
+        return None
+    m = _NAME.match(line)
+    return normalize(m.group(1)) if m else None
+
+
+def requirement_lines(packages: dict[str, str], given: list[str] | None) -> list[str]:
+    """A version's requirement lines: the pinned packages (captured, and given as ``name``
+    or ``name==version``), then any other given line (a range, a URL) verbatim, which
+    replaces the captured pin of the same distribution."""
+    special = [g.strip() for g in given or () if g.strip() and not SIMPLE_REQUIREMENT.match(g)]
+    named = {requirement_name(g) for g in special}
+    lines = [f"{dist}=={version}" if version else dist
+             for dist, version in sorted(packages.items()) if normalize(dist) not in named]
+    return lines + special

@@ -3,6 +3,7 @@
 from champion.client._client import (
     Client,
     DeployedVersion,
+    aim_modelbit_client,
     connect,
     create_experiment,
     delete,
@@ -24,6 +25,7 @@ from champion.client._client import (
 __all__ = [
     "Client",
     "DeployedVersion",
+    "aim_modelbit_client",
     "connect",
     "create_experiment",
     "delete",

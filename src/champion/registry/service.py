@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import platform
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,6 @@ from champion.store import Store
 
 log = logging.getLogger("champion.registry")
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 RESERVED_ALIASES = frozenset({"latest"})
 DEPLOYMENT_CONFIG_KEYS: dict[str, type] = {
@@ -46,19 +46,13 @@ class Target:
     manifest: dict[str, Any]
     signature: tuple[dict[str, Any], ...]
     config: dict[str, Any]
+    status: str = "ready"  # building | failed: not served yet (its environment)
+    status_message: str = ""
+    environment: dict[str, Any] | None = None  # its own environment (runtime/envs.py)
 
     @property
     def label(self) -> str:
         return f"{self.deployment}:{self.version}"
-
-
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
-        raise BadRequest(
-            f"invalid deployment name {name!r}: use letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit, at most 128 characters"
-        )
-    return name
 
 
 def check_config(config: dict[str, Any] | None) -> dict[str, Any]:
@@ -109,6 +103,7 @@ class Registry:
         self._generation = -1
         self._lock = asyncio.Lock()
         self._active: dict[str, Active] = {}
+        self._last_miss_check = 0.0
         self.experiments = Experiments(self)
 
     # ------------------------------------------------------------ cache
@@ -130,6 +125,7 @@ class Registry:
                 k: v
                 for k, v in self._versions.items()
                 if k[0] in live and v.config == self._configs.get(k[0], {})
+                and v.status == "ready"  # a version being built is read again
             }
             self._generation = generation
         return True
@@ -181,9 +177,22 @@ class Registry:
         assert self._aliases is not None
         return self._aliases
 
+    async def _refresh_on_miss(self) -> bool:
+        """A name or alias the cache does not know may have just been made through another
+        server sharing the store: check the store's generation (one cheap query, at most
+        every 50 ms, so that made-up names cannot flood the store)."""
+        now = time.monotonic()
+        if now - self._last_miss_check < 0.05:
+            return False
+        self._last_miss_check = now
+        return await self.refresh()
+
     async def resolve(self, name: str, ref: str = "production") -> Target:
         """The version that ``name``/``ref`` (a number or an alias) names right now."""
         aliases = (await self._alias_map()).get(name)
+        if (aliases is None or (not ref.isdigit() and ref not in aliases)) and (
+                await self._refresh_on_miss()):
+            aliases = (await self._alias_map()).get(name)
         if aliases is None:
             raise NotFound(f"no deployment named {name!r}", deployment=name)
         if ref.isdigit():
@@ -208,14 +217,22 @@ class Registry:
                 manifest=row["manifest"],
                 signature=tuple(row["manifest"].get("signature", ())),
                 config=self._configs.get(name, {}),
+                status=row.get("status") or "ready",
+                status_message=row.get("status_message") or "",
+                environment=row.get("environment"),
             )
             self._versions[(name, number)] = target
         return target
 
     # ------------------------------------------------------------ deploy
 
-    def check_manifest(self, manifest: dict[str, Any]) -> list[str]:
-        """Refuse what this server cannot run. Returns warnings."""
+    def check_manifest(self, manifest: dict[str, Any], *, own_environment: str | None = None
+                       ) -> list[str]:
+        """Refuse what this server cannot run. Returns warnings.
+
+        ``own_environment``: the Python version of the environment the version will get
+        (runtime/envs.py); its packages are then checked by building it, not here.
+        """
         warnings: list[str] = []
         for key in ("function_name", "values", "files", "imports", "helpers", "signature"):
             if key not in manifest:
@@ -228,6 +245,8 @@ class Registry:
                 raise BadRequest(f"artifact {digest!r} has not been uploaded")
         local_tops = {f.split("/", 1)[0].removesuffix(".py") for f in manifest["files"]}
         packages: dict[str, str] = manifest.get("packages", {})
+        if own_environment is not None:
+            return self._check_python(manifest, own_environment, warnings)
         for module in manifest.get("modules", []):
             if module in local_tops:
                 continue
@@ -248,7 +267,12 @@ class Registry:
                 warnings.append(
                     f"the function was captured with {dist}=={wanted}; the server has {have}"
                 )
-        ours = ".".join(platform.python_version().split(".")[:2])
+        return self._check_python(manifest, platform.python_version(), warnings)
+
+    @staticmethod
+    def _check_python(manifest: dict[str, Any], runs_on: str, warnings: list[str]
+                      ) -> list[str]:
+        ours = ".".join(runs_on.split(".")[:2])
         theirs = ".".join(str(manifest.get("python_version", ours)).split(".")[:2])
         if theirs != ours:
             message = (
@@ -262,6 +286,13 @@ class Registry:
                 )
             warnings.append(message)
         return warnings
+
+    async def set_status(self, name: str, number: int, status: str, message: str = "",
+                         environment: dict[str, Any] | None = None) -> None:
+        await asyncio.to_thread(self.store.set_version_status, name, number, status,
+                                message, environment)
+        self._versions.pop((name, number), None)
+        await self.refresh(force=True)
 
     async def add_version(self, name: str, manifest: dict[str, Any], fields: dict[str, Any],
                           config: dict[str, Any], actor: str) -> tuple[int, bool]:
@@ -388,6 +419,15 @@ class Registry:
             },
             "files": manifest.get("files", {}),
             "pickled_function": bool(manifest.get("function_pickle")),
+            "status": row.get("status") or "ready",
+            "status_message": row.get("status_message") or "",
+            "environment": row.get("environment"),
+            "origin": row.get("origin"),
+            "requirements": manifest.get("requirements"),
+            "python_request": manifest.get("python_request"),
+            "dataframe_columns": manifest.get("dataframe"),
+            "tags": manifest.get("tags", []),
+            "manifest": manifest,
         }
 
     async def delete(self, name: str, actor: str) -> None:

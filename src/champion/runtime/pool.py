@@ -52,6 +52,11 @@ class PoolSpec:
     nice: int = 0  # > 0: a background pool (shadow calls), its workers at lower CPU priority
     batch_max_size: int = 0  # > 1: micro-batching (runtime/batching.py)
     batch_max_wait_ms: float = 0.0
+    # A version in its own environment (runtime/envs.py): that interpreter, with these
+    # environment variables; None: the server's Python and environment.
+    python: str | None = None
+    environ: dict[str, str] | None = None
+    env_id: str | None = None
 
 
 class Worker:
@@ -73,16 +78,21 @@ class Worker:
         self._reader_task: asyncio.Task[None] | None = None
 
     async def start(self, artifacts: Path, load_timeout: float) -> None:
+        spec = self.pool.spec
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        environ = dict(os.environ if spec.environ is None else spec.environ)
+        environ["CHAMPION_DEPLOYMENT"] = spec.key[0]
+        environ["CHAMPION_VERSION"] = str(max(spec.key[1], 0))
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
+                spec.python or sys.executable,
                 "-m",
                 "champion.runtime.worker",
                 str(child.fileno()),
                 pass_fds=(child.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                env=environ,
             )
         finally:
             child.close()
@@ -387,6 +397,7 @@ class VersionPool:
             "restarts": self.restarts,
             "calls": self.calls,
             "idle_seconds": round(time.monotonic() - self.last_used, 1),
+            "environment": self.spec.env_id,
         }
 
 
@@ -412,6 +423,10 @@ class Runtime:
 
     def versions(self) -> set[VersionKey]:
         return set(self.pools) | set(self.background)
+
+    def env_ids(self) -> set[str]:
+        """The environments whose workers run (or are about to): never collected."""
+        return {p.spec.env_id for _, _, p in self._all() if p.spec.env_id and not p.closed}
 
     def pool(self, spec: PoolSpec) -> VersionPool:
         pools = self.background if spec.nice else self.pools

@@ -86,7 +86,11 @@ def serve(conn: Connection) -> None:
         return (root / digest[:2] / digest[2:]).read_bytes()
 
     try:
+        from champion.runtime import modelbit_shim
         from champion.runtime.loader import load_function
+
+        # Code written for Modelbit (import modelbit; modelbit.load_value(...)) runs as is.
+        sys.modules["modelbit"] = modelbit_shim
 
         fn = load_function(request["manifest"], read_blob)
     except BaseException as exc:
@@ -124,9 +128,14 @@ def serve(conn: Connection) -> None:
         index = 0
         try:
             outputs = []
-            for args, kwargs in calls:
-                outputs.append(fn(*args, **kwargs))
-                index += 1
+            if "frame" in call:  # DataFrame mode: every row in one call
+                from champion.runtime.frames import call_frame
+
+                outputs = call_frame(fn, [args[0] for args, _ in calls], call["frame"])
+            else:
+                for args, kwargs in calls:
+                    outputs.append(fn(*args, **kwargs))
+                    index += 1
             if ids is None:
                 payload = encode(outputs[0])
             else:
@@ -134,7 +143,8 @@ def serve(conn: Connection) -> None:
         except Exception as exc:
             print(f"champion worker {os.getpid()}: call failed:", file=sys.stderr)
             traceback.print_exc()
-            conn.send(p.ERROR, msg_id, _error_body(exc, index if ids is not None else None))
+            row = index if ids is not None and "frame" not in call else None
+            conn.send(p.ERROR, msg_id, _error_body(exc, row))
             continue
         conn.send(p.RESULT, msg_id, payload)
 

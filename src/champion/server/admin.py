@@ -16,9 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from champion.errors import BadRequest, ChampionError, DeployError
-from champion.registry.service import check_config, check_name
+from champion.errors import BadRequest, ChampionError, DeployError, NotFound
+from champion.names import check_name
+from champion.registry.service import check_config
 from champion.runtime.pool import PoolSpec
+from champion.server import environments
 from champion.server.http import actor, check_ref, json_response, read_json, require_token
 from champion.store.artifacts import valid_hash
 
@@ -125,14 +127,19 @@ async def deploy(request: Request) -> Response:
     if not isinstance(manifest, dict):
         raise BadRequest("the deploy body needs a 'manifest' object")
     config = check_config(body.get("config"))
-    warnings = await asyncio.to_thread(st.registry.check_manifest, manifest)
     fields = {
         "function_name": str(manifest["function_name"])[:256],
         "source": str(body.get("source", "")),
         "python_version": str(manifest.get("python_version", "")),
         "packages": manifest.get("packages", {}),
         "manifest": manifest,
+        "origin": body.get("origin") if isinstance(body.get("origin"), dict) else None,
     }
+    plan = await asyncio.to_thread(environments.plan_deploy, manifest)
+    if plan is not None:  # its own environment: built by a job, 202 at once
+        return await environments.deploy(st, request, name, manifest, fields, config, plan,
+                                         bool(body.get("validate", True)))
+    warnings = await asyncio.to_thread(st.registry.check_manifest, manifest)
     workers = int(config.get("workers", st.config.workers))
     timeout = float(config.get("timeout", st.config.timeout))
     started = time.perf_counter()
@@ -161,6 +168,7 @@ async def deploy(request: Request) -> Response:
             "url": f"/v1/{name}/{number}",
             "endpoint": f"/v1/{name}",
             "load_seconds": round(time.perf_counter() - started, 3),
+            "status": "ready",
             "warnings": warnings,
         },
         status=201,
@@ -237,6 +245,18 @@ async def missing_artifacts(request: Request) -> Response:
                                                              hashes)})
 
 
+async def get_artifact(request: Request) -> Response:
+    """GET /api/artifacts/{digest}: an artifact's bytes (champion export reads them)."""
+    st = _state(request)
+    digest = request.path_params["digest"]
+    if not valid_hash(digest):
+        raise BadRequest("an artifact is named by its SHA-256 hex digest")
+    if not await asyncio.to_thread(st.store.artifacts.has, digest):
+        raise NotFound(f"no artifact {digest}")
+    data = await asyncio.to_thread(st.store.artifacts.get, digest)
+    return Response(data, media_type="application/octet-stream")
+
+
 async def put_artifact(request: Request) -> Response:
     st = _state(request)
     digest = request.path_params["digest"]
@@ -308,5 +328,6 @@ def routes() -> list[Route]:
         Route("/api/deployments/{name}/logs", logs, methods=["GET"]),
         Route("/api/artifacts/missing", missing_artifacts, methods=["POST"]),
         Route("/api/artifacts/{digest}", put_artifact, methods=["PUT"]),
+        Route("/api/artifacts/{digest}", get_artifact, methods=["GET"]),
         Route("/api/runtime", runtime_status, methods=["GET"]),
     ]

@@ -24,8 +24,9 @@ from champion.controller import Controller
 from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
+from champion.runtime.envs import EnvManager
 from champion.runtime.pool import Runtime
-from champion.server import admin, experiments, health, observe
+from champion.server import admin, environments, experiments, health, modelbit, observe, ui
 from champion.server.execution import Executor
 from champion.server.http import error_response
 from champion.server.inference import InferenceFastPath, infer
@@ -98,6 +99,12 @@ async def _stop_deleted(st: State) -> None:
         await st.runtime.stop(key)
 
 
+def app_from_environment() -> InferenceFastPath:
+    """The app of one of several replicas started by ``champion serve --replicas N``: its
+    settings come from the CHAMPION_* environment the parent set."""
+    return create_app(Config.load(), announce_token=False)
+
+
 def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastPath:
     """Build the application; the store opens and the background tasks start on startup."""
     load_strategy_modules(config.strategy_modules)
@@ -105,7 +112,8 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         data = config.data_path
-        store = await asyncio.to_thread(Store.open, data, config.database_url)
+        store = await asyncio.to_thread(Store.open, data, config.database_url,
+                                        config.artifacts_path)
         token, created = load_or_create_token(config)
         if created and announce_token:
             print(
@@ -118,13 +126,17 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
             store=store,
             registry=Registry(store),
             runtime=runtime,
-            executor=Executor(runtime, config),
+            executor=Executor(runtime, config, EnvManager(
+                data, budget_bytes=int(config.env_budget_gb * 1024**3),
+                timeout=config.build_timeout)),
             events=EventWriter(store, config.log_flush_ms),
             shadow_events=EventWriter(store, config.log_flush_ms,
                                       insert=store.insert_shadow_events),
             ids=RequestIds(store.get_meta("secret") or ""),
             token=token,
         )
+        if st.envs is not None:
+            st.envs.in_use = st.runtime.env_ids
         st.shadows = ShadowRunner(st.executor.run, st.shadow_events,
                                   payload_cap=config.log_payload_bytes)
         st.controller = Controller(st.registry, config, st.shadows.status,
@@ -134,11 +146,14 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         st.events.start()
         st.shadow_events.start()
         st.controller.start()
+        st.tasks.append(asyncio.create_task(environments.resume(st)))
         st.telemetry.gauges = lambda: _gauges(st)
         app.state.champion = st
         try:
             yield
         finally:
+            for task in st.tasks:
+                task.cancel()
             await st.controller.close()
             await st.shadows.close()
             await st.events.close()
@@ -150,13 +165,16 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         Route("/v1/{name}", infer, methods=["POST"]),
         Route("/v1/{name}/feedback", observe.feedback, methods=["POST"]),
         Route("/v1/{name}/{ref}", infer, methods=["POST"]),
+        *modelbit.routes(infer),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", observe.prometheus, methods=["GET"]),
         *admin.routes(),
         *experiments.routes(),
+        *environments.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
+        *ui.routes(),  # the dashboard: / and /ui/...
     ]
     app = Starlette(
         routes=routes,

@@ -41,6 +41,24 @@ def serve(**flags: Any) -> None:
     run_server(config)
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None when it can."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def run_server(config: Config) -> None:
     import uvicorn
 
@@ -48,8 +66,12 @@ def run_server(config: Config) -> None:
     from champion.store import Store
     from champion.store.migrations import SchemaTooNew
 
+    busy = port_in_use(config.host, config.port)
+    if busy:
+        fail(f"cannot listen on {config.host}:{config.port}: {busy} (is another champion "
+             f"serve running? choose another port with --port {config.port + 1})")
     try:  # open (and migrate) the store first, so a problem is one clear line
-        Store.open(config.data_path, config.database_url).close()
+        Store.open(config.data_path, config.database_url, config.artifacts_path).close()
     except SchemaTooNew as exc:
         fail(str(exc))
     except Exception as exc:
@@ -62,17 +84,48 @@ def run_server(config: Config) -> None:
 
     store = config.database_url.split("@")[-1] if config.database_url else str(
         config.data_path / "champion.db")
+    replicas = max(1, config.replicas)
     err_console.print(
         f"champion {__version__} serving on http://{config.host}:{config.port} "
-        f"(store: {store})", highlight=False,
+        f"(store: {store}" + (f", {replicas} processes" if replicas > 1 else "")
+        + f"); dashboard: http://{config.host}:{config.port}/ui/",
+        highlight=False,
     )
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": config.host, "port": config.port, "log_level": config.log_level,
+        "access_log": False, "loop": "uvloop", "http": "httptools",
+        "timeout_graceful_shutdown": 10,
+    }
+    if replicas == 1:
+        uvicorn.run(create_app(config), **options)
+        return
+    _serve_replicas(config, replicas, options)
+
+
+def _serve_replicas(config: Config, replicas: int, options: dict[str, Any]) -> None:
+    """Several processes on one port (uvicorn's workers), each a full replica: its own
+    worker pools, the store and the artifacts shared, the controller on one at a time."""
+    import os
+
+    import uvicorn
+
+    from champion.server.state import load_or_create_token
+    from champion.settings import SETTINGS
+
+    if not config.database_url:
+        err_console.print("[yellow]note:[/] the replicas share one SQLite file and take turns "
+                          "writing to it; PostgreSQL scales further (docs/scaling.md)",
+                          highlight=False)
+    token, created = load_or_create_token(config)  # made once, here, not by every replica
+    if created:
+        print(f"champion: admin token (shown once; kept in {config.data_path / 'token'}):\n"
+              f"  {token}", flush=True)
+    for setting in SETTINGS:  # the replicas read their settings from the environment
+        value = getattr(config, setting.name)
+        if setting.name == "token":
+            value = token
+        os.environ[setting.env_var] = str(value).lower() if isinstance(value, bool) else str(
+            value)
+    os.environ["CHAMPION_REPLICAS"] = "1"
+    uvicorn.run("champion.server.app:app_from_environment", factory=True, workers=replicas,
+                **options)

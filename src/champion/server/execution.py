@@ -9,8 +9,10 @@ import orjson
 
 from champion.errors import InvalidInput
 from champion.registry import Target
+from champion.runtime.envs import EnvManager
 from champion.runtime.pool import PoolSpec, Runtime
-from champion.server.shapes import Call
+from champion.server import environments
+from champion.server.shapes import Call, worker_message
 from champion.settings import Config
 
 
@@ -18,19 +20,25 @@ class Executor:
     """Turns a resolved version and its calls into worker calls, with the version's settings.
 
     Pool specs are built once per version and manifest (a deployment's settings change
-    resolves to a new ``Target``, so to a new spec).
+    resolves to a new ``Target``, so to a new spec). A version with its own environment runs
+    that environment's interpreter (``envs``); one still building answers 503.
     """
 
-    def __init__(self, runtime: Runtime, config: Config) -> None:
+    def __init__(self, runtime: Runtime, config: Config,
+                 envs: EnvManager | None = None) -> None:
         self.runtime = runtime
         self.config = config
+        self.envs = envs
         self.specs: dict[tuple[str, int], PoolSpec] = {}
         self.bg_specs: dict[tuple[str, int], PoolSpec] = {}
 
     def spec_for(self, target: Target) -> PoolSpec:
         key = (target.deployment, target.version)
         spec = self.specs.get(key)
-        if spec is None or spec.manifest is not target.manifest:
+        own = (environments.worker_for(self.envs, target)
+               if target.environment or target.status != "ready" else None)
+        if spec is None or spec.manifest is not target.manifest or (
+                spec.python != (own.python if own else None)):
             cfg = target.config
             spec = PoolSpec(
                 key=key,
@@ -40,6 +48,9 @@ class Executor:
                 idle_timeout=cfg.get("idle_timeout"),
                 batch_max_size=int(cfg.get("batch_max_size", 0)),
                 batch_max_wait_ms=float(cfg.get("batch_max_wait_ms", 0.0)),
+                python=own.python if own else None,
+                environ=own.environ if own else None,
+                env_id=own.env_id if own else None,
             )
             self.specs[key] = spec
         return spec
@@ -59,7 +70,7 @@ class Executor:
         spec = self.spec_for(target)
         if background:
             spec = self.background_spec(spec)
-        if spec.batch_max_size > 1:
+        if spec.batch_max_size > 1 and not target.manifest.get("dataframe"):
             if any(len(args) != 1 or kwargs for args, kwargs in calls):
                 raise InvalidInput("micro-batching is on for this deployment: its function "
                                    "takes one parameter (a list of inputs)")
@@ -69,7 +80,7 @@ class Executor:
             return orjson.dumps([[i, y] for i, y in zip(ids, outputs, strict=True)],
                                 option=orjson.OPT_NON_STR_KEYS)
         try:
-            message = orjson.dumps({"calls": calls, "ids": ids})
+            message = orjson.dumps(worker_message(target.manifest, calls, ids))
         except orjson.JSONEncodeError:  # read at up to 1024 levels, written at up to 254
             raise InvalidInput("the data is nested too deeply (over 250 levels)") from None
         return await self.runtime.call(spec, message, timeout)

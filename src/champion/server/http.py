@@ -20,6 +20,8 @@ from champion.errors import (
 )
 
 JSON_TYPE = "application/json"
+COOKIE_NAME = "champion_session"  # champion.server.ui.session.COOKIE
+SESSION_SCOPE_KEY = "champion.session"  # champion.server.ui.session.SCOPE_KEY
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -99,25 +101,41 @@ def check_ref(name: str, ref: str) -> str:
 
 
 def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
+    """The token: ``Authorization: Bearer <token>``, the token alone (``Authorization:
+    <token>``, as Modelbit's client sends its API key), or ``X-Champion-Token``."""
+    auth = request.headers.get("authorization", "").strip()
     if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value:
+        scheme, sep, value = auth.partition(" ")
+        if not sep:
+            return scheme
+        if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     return request.headers.get("x-champion-token")
 
 
 def require_token(request: Request, token: str) -> None:
+    """The admin token as a bearer token; or else a dashboard session cookie (see
+    :mod:`champion.server.ui.session`: any method but GET also needs its CSRF header)."""
     given = bearer_token(request)
     if given is None:
+        from champion.server.ui import session  # the dashboard's modules import this one
+
+        if COOKIE_NAME in request.cookies and session.authenticate(request, token):
+            return
         raise Unauthorized(
-            "this call needs the admin token: send 'Authorization: Bearer <token>' "
-            "(champion serve prints it on first start; it is kept in DATA_DIR/token)"
+            "this call needs the admin token: send 'Authorization: Bearer <token>' (or the "
+            "token alone). "
+            "champion serve prints it on first start and keeps it in its data directory "
+            "(DATA_DIR/token); the CLI takes --token or CHAMPION_TOKEN, `champion login URL` "
+            "saves it once, and the CLI and the client also read CHAMPION_HOME/token"
         )
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise Unauthorized("the token is not valid for this server")
 
 
 def actor(request: Request) -> str:
+    """Who is acting: X-Champion-User, else "dashboard" for a dashboard session, else "admin"."""
     user = request.headers.get("x-champion-user", "").strip()
-    return user[:128] or "admin"
+    if user:
+        return user[:128]
+    return "dashboard" if SESSION_SCOPE_KEY in request.scope else "admin"

@@ -38,7 +38,7 @@ from champion.server.http import (
     require_token,
 )
 from champion.server.shadow import ShadowJob
-from champion.server.shapes import calls_for
+from champion.server.shapes import call_options, request_calls
 from champion.server.state import State
 from champion.strategies import Answer, Merged
 
@@ -88,9 +88,11 @@ async def infer(request: Request) -> Response:
         else:
             target = await st.registry.resolve(name, check_ref(name, ref))
         if merged is None:
-            calls, ids = calls_for(parsed, target.signature)
+            calls, ids = request_calls(parsed, target.signature, target.manifest)
             batch_size = len(calls)
-            out = await st.executor.run(target, calls, ids)
+            timeout = float(target.config.get("timeout", st.config.timeout))
+            out = await st.executor.run(target, calls, ids,
+                                        call_options(parsed, timeout).timeout)
     except Exception as caught:
         exc = caught if isinstance(caught, ChampionError) else None
         if exc is None:  # a bug of ours: answered and logged like any failed call
@@ -171,7 +173,7 @@ async def _merged(st: State, active: Active, decision: RoutingDecision, request_
     """Call every variant of ``decision.merge`` concurrently and let the strategy merge."""
     names = list(decision.merge)
     targets = {n: await _arm_target(st, active, n) for n in names}
-    prepared = {n: calls_for(parsed, t.signature) for n, t in targets.items()}
+    prepared = {n: request_calls(parsed, t.signature, t.manifest) for n, t in targets.items()}
     if any(ids is not None for _, ids in prepared.values()):
         raise InvalidInput("this endpoint's experiment merges several variants' answers into "
                            "one answer per input: send one input per request, not a batch")
@@ -210,7 +212,7 @@ async def _mirror(st: State, active: Active, decision: RoutingDecision, request_
     for name in decision.shadows:
         try:
             target = await _arm_target(st, active, name)
-            calls, ids = calls_for(parsed, target.signature)
+            calls, ids = request_calls(parsed, target.signature, target.manifest)
             st.shadows.submit(ShadowJob(active.id, name, target, request_id, calls, ids))
         except Exception:
             st.shadows.failed[active.id] += 1

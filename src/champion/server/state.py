@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
+from champion.runtime.envs import EnvManager
 from champion.runtime.pool import Runtime
 from champion.server.execution import Executor
 from champion.server.telemetry import Telemetry
@@ -18,6 +19,7 @@ from champion.store import Store
 
 if TYPE_CHECKING:
     from champion.controller import Controller
+    from champion.server.environments import Job
     from champion.server.shadow import ShadowRunner
 
 
@@ -51,3 +53,10 @@ class State:
     shadows: ShadowRunner = field(init=False)
     controller: Controller = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # per-version environments being built here (server/environments.py)
+    builds: dict[tuple[str, int], Job] = field(default_factory=dict)
+
+    @property
+    def envs(self) -> EnvManager | None:
+        """Per-version environments (runtime/envs.py)."""
+        return self.executor.envs

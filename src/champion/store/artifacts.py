@@ -1,4 +1,11 @@
-"""Content-addressed artifact files: ``artifacts/ab/cdef…`` named by SHA-256."""
+"""Content-addressed artifacts: the files and pickled values of versions, named by SHA-256.
+
+:class:`Artifacts` is what the rest of champion needs of an artifact store; the one
+implementation today, :class:`ArtifactStore`, keeps files in a directory
+(``artifacts/ab/cdef…``). Replicas on several machines share that directory (NFS, a shared
+volume). An object store (S3 and the like) fits the same interface: writes go to the bucket,
+and ``root`` is a local cache that ``ensure_local`` fills before a worker loads a version.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
@@ -20,7 +28,28 @@ def valid_hash(digest: str) -> bool:
     return bool(_HASH.match(digest))
 
 
+class Artifacts(Protocol):
+    #: A local directory laid out as ``ab/cdef…`` from which worker processes read.
+    root: Path
+
+    def has(self, digest: str) -> bool: ...
+
+    def missing(self, digests: Iterable[str]) -> list[str]: ...
+
+    def put(self, data: bytes) -> str: ...
+
+    def put_verified(self, digest: str, chunks: Iterable[bytes]) -> None: ...
+
+    def get(self, digest: str) -> bytes: ...
+
+    def ensure_local(self, digests: Iterable[str]) -> None:
+        """Make sure these artifacts are under ``root`` (a no-op for a local directory)."""
+        ...
+
+
 class ArtifactStore:
+    """Artifacts in a directory, local or shared between machines."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -68,3 +97,6 @@ class ArtifactStore:
 
     def get(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()
+
+    def ensure_local(self, digests: Iterable[str]) -> None:
+        """The directory is the local copy: nothing to fetch."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from champion.store import migrations
 from champion.store import schema as t
-from champion.store.artifacts import ArtifactStore
+from champion.store.artifacts import Artifacts, ArtifactStore
 from champion.store.experiments import ExperimentStoreMixin
 from champion.store.ledger import LedgerMixin
 
@@ -58,19 +58,23 @@ def _sqlite_engine(data_dir: Path, pragmas: Any, pool: int) -> sa.Engine:
 
 
 class Store(LedgerMixin, ExperimentStoreMixin):
-    def __init__(self, engine: sa.Engine, artifacts: ArtifactStore,
+    def __init__(self, engine: sa.Engine, artifacts: Artifacts,
                  log_engine: sa.Engine | None = None) -> None:
         self.engine = engine
         # Request events go through their own connection on SQLite (see _sqlite_log_pragmas).
         self.log_engine = log_engine or engine
         self.artifacts = artifacts
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.writer = secrets.token_hex(4)  # rollup rows of this process (schema.py)
         self._write_lock = threading.Lock() if self.is_sqlite else None
 
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, data_dir: Path, database_url: str = "") -> Store:
+    def open(cls, data_dir: Path, database_url: str = "",
+             artifacts_dir: Path | None = None) -> Store:
+        """Open (and migrate) the store: SQLite in ``data_dir`` unless ``database_url``;
+        artifacts under ``artifacts_dir`` (default ``data_dir/artifacts``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         log_engine = None
         if database_url:
@@ -86,7 +90,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             if log_engine is not None:
                 log_engine.dispose()
             raise
-        store = cls(engine, ArtifactStore(data_dir / "artifacts"), log_engine)
+        store = cls(engine, ArtifactStore(artifacts_dir or data_dir / "artifacts"), log_engine)
         store.ensure_meta("generation", "0")
         store.ensure_meta("secret", secrets.token_hex(32))
         return store
@@ -287,6 +291,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             sa.select(
                 t.versions.c.number, t.versions.c.created_at, t.versions.c.created_by,
                 t.versions.c.function_name, t.versions.c.python_version, t.versions.c.packages,
+                t.versions.c.status, t.versions.c.status_message,
             )
             .join(t.deployments, t.deployments.c.id == t.versions.c.deployment_id)
             .where(t.deployments.c.name == name)
@@ -304,6 +309,49 @@ class Store(LedgerMixin, ExperimentStoreMixin):
         with self.engine.connect() as conn:
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
+
+    def set_version_status(self, name: str, number: int, status: str, message: str = "",
+                           environment: dict[str, Any] | None = None) -> bool:
+        """Record a version's readiness (``building`` -> ``ready`` | ``failed``)."""
+        with self.write() as conn:
+            dep_id = conn.execute(
+                sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+            ).scalar_one_or_none()
+            if dep_id is None:
+                return False
+            values: dict[str, Any] = {"status": status, "status_message": message}
+            if environment is not None:
+                values["environment"] = environment
+            n = conn.execute(
+                sa.update(t.versions)
+                .where(t.versions.c.deployment_id == dep_id, t.versions.c.number == number)
+                .values(**values)
+            ).rowcount
+            if n:
+                self._audit(conn, "champion", "build", name, version=number, status=status,
+                            message=message[:2000])
+                self._bump(conn)
+            return bool(n)
+
+    def version_environments(self) -> list[dict[str, Any]]:
+        """The distinct environment records of ready versions that have their own."""
+        q = sa.select(t.versions.c.environment).where(
+            t.versions.c.environment.is_not(None), t.versions.c.status == "ready")
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for (record,) in conn.execute(q):
+                if isinstance(record, dict):
+                    out[str(record.get("env_id"))] = record
+        return list(out.values())
+
+    def versions_with_status(self, status: str) -> list[tuple[str, int]]:
+        q = (
+            sa.select(t.deployments.c.name, t.versions.c.number)
+            .join(t.deployments, t.deployments.c.id == t.versions.c.deployment_id)
+            .where(t.versions.c.status == status)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1]) for r in conn.execute(q)]
 
     # ---------------------------------------------------------------- aliases
 

@@ -46,6 +46,7 @@ def _label_of(output: Any) -> Any:
 class LedgerMixin:
     engine: sa.Engine
     log_engine: sa.Engine
+    writer: str  # this process's rollup key (Store sets it)
 
     def write(self, engine: sa.Engine | None = None) -> Any:  # provided by Store
         raise NotImplementedError
@@ -56,6 +57,7 @@ class LedgerMixin:
         """Append request events and fold them into the per-minute rollups, atomically."""
         if not rows:
             return
+        writer = self.writer
         minutes: dict[tuple[str, int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0])
         bins: dict[tuple[str, int, int, int], int] = defaultdict(int)
         arm_bins: dict[tuple[str, str, int, int], int] = defaultdict(int)
@@ -80,7 +82,7 @@ class LedgerMixin:
             ins = _insert(conn, m)
             conn.execute(
                 ins.on_conflict_do_update(
-                    index_elements=[m.c.deployment, m.c.version, m.c.minute],
+                    index_elements=[m.c.deployment, m.c.version, m.c.minute, m.c.writer],
                     set_={
                         "requests": m.c.requests + ins.excluded.requests,
                         "errors": m.c.errors + ins.excluded.errors,
@@ -88,8 +90,8 @@ class LedgerMixin:
                     },
                 ),
                 [
-                    {"deployment": d, "version": v, "minute": mi, "requests": a[0],
-                     "errors": a[1], "latency_sum": a[2]}
+                    {"writer": writer, "deployment": d, "version": v, "minute": mi,
+                     "requests": a[0], "errors": a[1], "latency_sum": a[2]}
                     for (d, v, mi), a in minutes.items()
                 ],
             )
@@ -97,11 +99,13 @@ class LedgerMixin:
             ins = _insert(conn, lat)
             conn.execute(
                 ins.on_conflict_do_update(
-                    index_elements=[lat.c.deployment, lat.c.version, lat.c.minute, lat.c.bin],
+                    index_elements=[lat.c.deployment, lat.c.version, lat.c.minute, lat.c.bin,
+                                    lat.c.writer],
                     set_={"count": lat.c.count + ins.excluded.count},
                 ),
                 [
-                    {"deployment": d, "version": v, "minute": mi, "bin": b, "count": c}
+                    {"writer": writer, "deployment": d, "version": v, "minute": mi, "bin": b,
+                     "count": c}
                     for (d, v, mi, b), c in bins.items()
                 ],
             )
@@ -110,11 +114,13 @@ class LedgerMixin:
                 ins = _insert(conn, a)
                 conn.execute(
                     ins.on_conflict_do_update(
-                        index_elements=[a.c.experiment, a.c.arm, a.c.minute, a.c.bin],
+                        index_elements=[a.c.experiment, a.c.arm, a.c.minute, a.c.bin,
+                                        a.c.writer],
                         set_={"count": a.c.count + ins.excluded.count},
                     ),
                     [
-                        {"experiment": e, "arm": arm, "minute": mi, "bin": b, "count": c}
+                        {"writer": writer, "experiment": e, "arm": arm, "minute": mi, "bin": b,
+                         "count": c}
                         for (e, arm, mi, b), c in arm_bins.items()
                     ],
                 )

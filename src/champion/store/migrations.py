@@ -284,6 +284,52 @@ def _v6_strategies_and_controller(op: Operations) -> None:
                                                                     state=state))
 
 
+def _v7_rollups_per_writer(op: Operations) -> None:
+    """Rollups keyed by their writer too (one per server process), so that replicas sharing
+    a store never update the same rollup row. Existing rows keep the writer ''."""
+    conn = op.get_bind()
+    keys = {"rollup_minutes": ["deployment", "version", "minute"],
+            "rollup_latency": ["deployment", "version", "minute", "bin"],
+            "rollup_arms": ["experiment", "arm", "minute", "bin"]}
+    columns: dict[str, list[sa.Column[Any]]] = {
+        "rollup_minutes": [sa.Column("deployment", sa.String(128)),
+                           sa.Column("version", sa.Integer), sa.Column("minute", sa.Integer),
+                           sa.Column("requests", sa.Integer, nullable=False),
+                           sa.Column("errors", sa.Integer, nullable=False),
+                           sa.Column("latency_sum", sa.Float, nullable=False)],
+        "rollup_latency": [sa.Column("deployment", sa.String(128)),
+                           sa.Column("version", sa.Integer), sa.Column("minute", sa.Integer),
+                           sa.Column("bin", sa.Integer),
+                           sa.Column("count", sa.Integer, nullable=False)],
+        "rollup_arms": [sa.Column("experiment", sa.String(32)), sa.Column("arm", sa.String(64)),
+                        sa.Column("minute", sa.Integer), sa.Column("bin", sa.Integer),
+                        sa.Column("count", sa.Integer, nullable=False)],
+    }
+    for name, cols in columns.items():
+        new = f"{name}_v7"
+        pk = [*keys[name], "writer"]  # the old key first: readers' lookups by prefix
+        op.create_table(new, *[sa.Column(c.name, c.type, nullable=False) for c in cols],
+                        sa.Column("writer", sa.String(16), nullable=False, server_default=""),
+                        sa.PrimaryKeyConstraint(*pk, name=f"pk_{name}"))
+        names = ", ".join(c.name for c in cols)
+        conn.execute(sa.text(f"INSERT INTO {new} (writer, {names}) SELECT '', {names} "
+                             f"FROM {name}"))
+        op.drop_table(name)
+        op.rename_table(new, name)
+
+
+def _v8_version_status_and_origin(op: Operations) -> None:
+    """A version's readiness (its own environment is built before it serves), what that
+    environment holds, and where the version came from (a git folder's commit)."""
+    with op.batch_alter_table("versions") as batch:
+        batch.add_column(sa.Column("status", sa.String(16), nullable=False,
+                                   server_default="ready"))
+        batch.add_column(sa.Column("status_message", sa.Text, nullable=False,
+                                   server_default=""))
+        batch.add_column(sa.Column("environment", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("origin", sa.JSON, nullable=True))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -291,6 +337,8 @@ STEPS: list[Callable[[Operations], None]] = [
     _v4_experiments,
     _v5_leaner_request_indexes,
     _v6_strategies_and_controller,
+    _v7_rollups_per_writer,
+    _v8_version_status_and_origin,
 ]
 
 LATEST = len(STEPS)

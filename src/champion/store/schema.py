@@ -43,6 +43,11 @@ versions = sa.Table(
     sa.Column("python_version", sa.String(32), nullable=False),
     sa.Column("packages", sa.JSON, nullable=False),
     sa.Column("manifest", sa.JSON, nullable=False),
+    # ready | building | failed: a version in its own environment serves once it is built.
+    sa.Column("status", sa.String(16), nullable=False, server_default="ready"),
+    sa.Column("status_message", sa.Text, nullable=False, server_default=""),
+    sa.Column("environment", sa.JSON, nullable=True),  # its own environment, if any
+    sa.Column("origin", sa.JSON, nullable=True),  # e.g. a git folder: commit, dirty, path
     sa.UniqueConstraint("deployment_id", "number", name="uq_versions_deployment_number"),
 )
 
@@ -118,12 +123,15 @@ sa.Index("ix_feedback_deployment_ts", feedback.c.deployment, feedback.c.ts)
 sa.Index("ix_feedback_request_id", feedback.c.request_id)
 sa.Index("ix_feedback_unit", feedback.c.deployment, feedback.c.unit)
 
+# Rollups are kept per writer (one per server process): two replicas never update the same
+# row, so the request log's writers never wait on each other; readers sum over writers.
 rollup_minutes = sa.Table(
     "rollup_minutes",
     metadata,
     sa.Column("deployment", sa.String(128), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True),
     sa.Column("requests", sa.Integer, nullable=False),
     sa.Column("errors", sa.Integer, nullable=False),
     sa.Column("latency_sum", sa.Float, nullable=False),
@@ -136,6 +144,7 @@ rollup_latency = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
 )
 
@@ -221,5 +230,6 @@ rollup_arms = sa.Table(
     sa.Column("arm", sa.String(64), primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
 )

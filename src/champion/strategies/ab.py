@@ -184,8 +184,8 @@ def _view(body: Mapping[str, Any], exp: Experiment) -> dict[str, Any]:
     srm = body.get("srm") or {}
     alerts = []
     if srm.get("fired"):
-        alerts.append(alert("srm", "error", "Sample ratio mismatch", srm.get("message", ""),
-                            greys=("lift", "means")))
+        alerts.append(alert("srm", "error", "Sample ratio mismatch (SRM)", srm.get("message", ""),
+                            greys=("comparisons", "lift", "means", "p")))
     arms = body.get("arms") or []
     arm_rows = [{"variant": a["name"], "version": exp.labels.get(a["name"], ""),
                  "weight": a.get("weight"), "units": a.get("units"),
