@@ -227,6 +227,8 @@ def test_rankers_run_concurrently_and_batches_pages_and_settings_are_clear(clien
 
 def test_the_command_line_and_a_yaml_file_create_and_report_interleaving(client, server,
                                                                           unique_name):
+    import io
+
     import yaml
     from rich.console import Console
 
@@ -248,7 +250,7 @@ def test_the_command_line_and_a_yaml_file_create_and_report_interleaving(client,
                     event_id="c2")
     report = settled_report(client, exp_id, 1)
     assert report["impressions"]["clicked"] == 1
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=200, file=io.StringIO())
     render_report(report, console)  # what `champion experiment report` prints
     text = console.export_text()
     assert "Preference per pair" in text and "candidate vs control" in text
