@@ -43,6 +43,45 @@ def predict_many(xs):  # type: ignore[no-untyped-def]
     return MODEL.predict_proba(np.asarray(xs, dtype=float))[:, 1].tolist()
 
 
+# The ranker: 20 candidate items around the request's row (item 0 is the row itself), scored
+# with the model in one vectorised call. rank_reversed ranks the same scores worst first, so
+# that interleaving the two really merges two different lists.
+N_CANDIDATES = 20
+OFFSETS = np.vstack([np.zeros(N_FEATURES),
+                     np.random.default_rng(SEED + 2).normal(scale=0.5,
+                                                            size=(N_CANDIDATES - 1, N_FEATURES))])
+
+
+def rank(x):  # type: ignore[no-untyped-def]
+    """The candidates best first: [{"id": "i3", "score": 0.97}, ...]."""
+    scores = MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1) + OFFSETS)[:, 1]
+    return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(-scores)]
+
+
+def rank_reversed(x):  # type: ignore[no-untyped-def]
+    """The same candidates and scores, worst first."""
+    scores = MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1) + OFFSETS)[:, 1]
+    return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(scores)]
+
+
+def rank_io(x):  # type: ignore[no-untyped-def]
+    """rank() after 5 ms of waiting, like a ranker that queries an index or a feature store."""
+    import time
+
+    time.sleep(0.005)
+    scores = MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1) + OFFSETS)[:, 1]
+    return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(-scores)]
+
+
+def rank_io_reversed(x):  # type: ignore[no-untyped-def]
+    """rank_reversed() after 5 ms of waiting."""
+    import time
+
+    time.sleep(0.005)
+    scores = MODEL.predict_proba(np.asarray(x, dtype=float).reshape(1, -1) + OFFSETS)[:, 1]
+    return [{"id": f"i{j}", "score": float(scores[j])} for j in np.argsort(scores)]
+
+
 def rows(n: int, seed: int = SEED + 1) -> list[list[float]]:
     """N request rows, rounded so the JSON stays short and identical everywhere."""
     rng = np.random.default_rng(seed)

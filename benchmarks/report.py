@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from benchmarks.systems import REFERENCE
+from benchmarks.systems import REFERENCE, SYSTEMS
 
 KIND_LABEL = {"single": "1 row", "batch": "batch of 100"}
 CHAMPION_PREFIX = "champion"
@@ -126,6 +126,8 @@ def markdown(results: dict[str, Any]) -> str:
             continue
         for kind in opts["kinds"]:
             pts = s["points"][kind]
+            if not pts:  # a kind this system does not answer (a ranker: no batches)
+                continue
             cells = [name, KIND_LABEL[kind]]
             cells += [_num(pts.get(str(c), {}).get("rps")) for c in conc]
             cells += [" / ".join(_ms(pts.get(str(c), {}).get(k))
@@ -142,6 +144,17 @@ def markdown(results: dict[str, Any]) -> str:
                 cells += [_ratio(s["peak_rss_mib"], ref["peak_rss_mib"]),
                           _ratio(s["start"].get("cold_start_s"),
                                  ref["start"].get("cold_start_s"))]
+                lines.append("| " + " | ".join(cells) + " |")
+            base_name = getattr(SYSTEMS.get(name), "baseline", None)
+            base = summary.get(base_name) if base_name else None
+            if base and base["repeats"] and base["points"].get(kind):
+                bp = base["points"][kind]
+                cells = [f"*{name} ÷ {base_name}*", KIND_LABEL[kind]]
+                cells += [_ratio(pts.get(str(c), {}).get("rps"), bp.get(str(c), {}).get("rps"))
+                          for c in conc]
+                cells += [" / ".join(_ratio(pts.get(str(c), {}).get(k), bp.get(str(c), {}).get(k))
+                                     for k in ("p50_ms", "p90_ms", "p99_ms")) for c in conc]
+                cells += [_ratio(s["peak_rss_mib"], base["peak_rss_mib"]), "-"]
                 lines.append("| " + " | ".join(cells) + " |")
     errors = [f"{n} {k} c={c}: {p['errors']} of {p['requests']}"
               for n, s in summary.items() for k, pk in s["points"].items()
@@ -164,6 +177,8 @@ def markdown(results: dict[str, Any]) -> str:
             for other in others:
                 for kind in opts["kinds"]:
                     a, b = cs["points"][kind], summary[other]["points"][kind]
+                    if not a:
+                        continue
                     cells = [other, KIND_LABEL[kind]]
                     cells += [_ratio(a.get(str(c), {}).get("rps"), b.get(str(c), {}).get("rps"))
                               for c in conc]
@@ -180,6 +195,14 @@ def markdown(results: dict[str, Any]) -> str:
             f"- through `POST {'/v1/bench'}`: {_time(cs['raw_single_p50_s'])}"
             + (f"; the floor over HTTP: {_time(ref['raw_single_p50_s'])}"
                if ref and ref.get("raw_single_p50_s") else ""),
+        ]
+        base_name = getattr(SYSTEMS.get(champ), "baseline", None)
+        base = summary.get(base_name) if base_name else None
+        if base and base.get("raw_single_p50_s") and cs.get("raw_single_p50_s"):
+            lines.append(f"- {base_name} through the same path: "
+                         f"{_time(base['raw_single_p50_s'])}; ratio "
+                         f"{_ratio(cs['raw_single_p50_s'], base['raw_single_p50_s'])}")
+        lines += [
             f"- a batch of 100 in-process: {_time(inproc.get('batch_per_row_s'))} as 100 calls "
             f"of `predict` (what champion and the floor do), "
             f"{_time(inproc.get('batch_vectorised_s'))} as one vectorised `predict_proba` "

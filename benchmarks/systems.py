@@ -88,6 +88,8 @@ class System:
     title: ClassVar[str] = ""
     path: ClassVar[str] = "/predict"
     raw_latency: ClassVar[bool] = False  # also time sequential single requests (no wrk)
+    kinds: ClassVar[tuple[str, ...]] = ("single", "batch")  # the request kinds it answers
+    baseline: ClassVar[str | None] = None  # also print this system's figures as a ratio to
     startup_timeout: ClassVar[float] = 120.0
 
     def prepare(self, ctx: Context) -> None:
@@ -271,6 +273,56 @@ class ChampionBatched(Champion):
         client.deploy(m.predict_many, self.deployment, batch_max_size=64)
 
 
+class ChampionRanker(Champion):
+    name = "champion-ranker"
+    title = ("champion, endpoint /v1/bench with one ranker (20 items scored per request, "
+             "answered best first), no experiment")
+    raw_latency = True
+    kinds = ("single",)
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.rank, self.deployment)
+
+    def first_value(self, kind: str, reply: Any) -> float:
+        return float(next(x["score"] for x in reply["data"] if x["id"] == "i0"))
+
+
+class ChampionInterleave(ChampionRanker):
+    name = "champion-interleave"
+    title = ("champion, two such rankers interleaved per request (team draft, k 20), "
+             "both called concurrently, request logging on")
+    baseline = "champion-ranker"
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.rank, self.deployment)
+        client.deploy(m.rank_reversed, self.deployment)
+        client.create_experiment(self.deployment, "interleave",
+                                 {"control": 1, "candidate": 2}, interleave={"k": 20})
+
+
+class ChampionRankerIO(ChampionRanker):
+    """Not in the default run: the ranker waits 5 ms per request (an index, a feature store),
+    so that the interleaved row shows the two calls overlapping rather than the CPU."""
+
+    name = "champion-ranker-io"
+    title = "champion, one ranker that waits 5 ms per request, no experiment"
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.rank_io, self.deployment)
+
+
+class ChampionInterleaveIO(ChampionRanker):
+    name = "champion-interleave-io"
+    title = "champion, two rankers that wait 5 ms each, interleaved (team draft, k 20)"
+    baseline = "champion-ranker-io"
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.rank_io, self.deployment)
+        client.deploy(m.rank_io_reversed, self.deployment)
+        client.create_experiment(self.deployment, "interleave",
+                                 {"control": 1, "candidate": 2}, interleave={"k": 20})
+
+
 # ---------------------------------------------------------------------------- others
 
 # The same scikit-learn and numpy as champion's environment, so the pickle loads unchanged.
@@ -374,6 +426,8 @@ class BentoML(External):
 SYSTEMS: dict[str, type[System]] = {
     cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
                               ChampionAB, ChampionCanary, ChampionShadow, ChampionBatched,
+                              ChampionRanker, ChampionInterleave, ChampionRankerIO,
+                              ChampionInterleaveIO,
                               MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system

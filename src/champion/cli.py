@@ -19,7 +19,7 @@ import click
 from rich.syntax import Syntax
 
 from champion import __version__
-from champion.console import console, err_console, handle_errors, print_table
+from champion.console import console, err_console, handle_errors, print_table, user_frames
 from champion.console import fail as _fail
 from champion.console import when as _when
 
@@ -560,17 +560,20 @@ def logs(name: str, limit: int, follow: bool, since: str | None, until: str | No
 @click.option("--metric", "-m", default=None, help="A named metric (with --value).")
 @click.option("--value", type=float, default=None, help="The metric's value.")
 @click.option("--label", default=None, help="The ground-truth label, as JSON (e.g. 1, \"cat\").")
-@click.option("--event-id", default=None, help="Makes unit feedback idempotent.")
+@click.option("--clicks", default=None, help="Clicked items as a JSON list: ids, 0-based "
+              "positions or {\"item\": ID, \"weight\": W} (e.g. '[\"sku-3\", 0]').")
+@click.option("--event-id", default=None, help="Makes unit feedback idempotent; with --clicks, "
+              "lets one answer's clicks arrive one at a time.")
 @click.option("--file", "-f", "path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="A JSONL file (or JSON list) of feedback items.")
 @click.option("--atomic", is_flag=True, help="With --file: store none if any item is invalid.")
 @client_options
 @handle_errors
 def feedback(name: str, request_id: str | None, unit: str | None, reward: float | None,
-             metric: str | None, value: float | None, label: str | None,
+             metric: str | None, value: float | None, label: str | None, clicks: str | None,
              event_id: str | None, path: str | None, atomic: bool, url: str,
              token: str | None) -> None:
-    """Report outcomes for NAME's requests: a reward, a metric value or a label."""
+    """Report outcomes for NAME's requests: a reward, a metric value, a label or clicks."""
     client = _client(url, token)
     if path:
         text = Path(path).read_text()
@@ -597,6 +600,11 @@ def feedback(name: str, request_id: str | None, unit: str | None, reward: float 
             kwargs["label"] = json.loads(label)
         except json.JSONDecodeError:
             kwargs["label"] = label
+    if clicks is not None:
+        try:
+            kwargs["clicks"] = json.loads(clicks)
+        except json.JSONDecodeError:
+            _fail(f"--clicks takes a JSON list, e.g. '[\"sku-3\", 0]', not {clicks!r}")
     r = client.feedback(name, request_id, **kwargs)
     console.print("stored" if r["accepted"] else "already stored (duplicate)")
 

@@ -552,7 +552,10 @@ class Client:
         ``champion.feedback("churn", rid, reward=1)``,
         ``champion.feedback("churn", rid, metric="revenue", value=9.5)``,
         ``champion.feedback("churn", rid, label=1)``,
-        ``champion.feedback("churn", unit="user-7", metric="revenue", value=3)``.
+        ``champion.feedback("churn", unit="user-7", metric="revenue", value=3)``,
+        ``champion.feedback("search", rid, clicks=["sku-3", {"item": "sku-9", "weight": 9.5}])``
+        (item ids, 0-based positions or weighted objects; ``event_id`` lets one answer's
+        clicks arrive one post at a time).
         Retrying is safe: per (request id, metric) only the first counts.
         """
         params = {"atomic": "true"} if atomic else None

@@ -5,12 +5,17 @@ Forms (any may add ``"ts"``, a Unix time):
 * ``{"request_id": ..., "reward": r}``: the metric ``reward``
 * ``{"request_id": ..., "metric": "revenue", "value": 9.5}``
 * ``{"request_id": ..., "label": y}``: ground truth, any JSON value (metric ``label``)
-* ``{"request_id": ..., "clicks": [...]}``: clicked items (metric ``clicks``)
+* ``{"request_id": ..., "clicks": [...]}``: clicked items (metric ``clicks``): item ids,
+  0-based positions, or objects ``{"item": ID, "weight": 9.5}`` / ``{"position": 2}`` (a
+  weight is e.g. a purchase value); with ``"event_id"``, clicks sent one post at a time
 * ``{"unit": "user-7", "metric": ..., "value": ...}``: by unit; add ``"event_id"`` to make a
   retry idempotent
 
 A request id must be one this server issued (it is signed). Per (request id, metric) the
-first feedback counts; retries are reported as duplicates and not counted again.
+first feedback counts; retries are reported as duplicates and not counted again. Clicks
+with an ``event_id`` count once per (request id, event id) instead, so that the clicks of
+one answer may arrive as they happen. Whether a click was on an item the answer showed is
+not known here (that is in the request log): the report counts clicks on items never shown.
 """
 
 from __future__ import annotations
@@ -50,6 +55,40 @@ def _number(value: Any, what: str) -> float:
     return number
 
 
+MAX_CLICKS = 1000
+_CLICK_FORMS = ("an item id (a string or integer), a 0-based position, or an object "
+                "{\"item\": ID} / {\"position\": N} with an optional \"weight\" >= 0")
+
+
+def _clicks(value: Any) -> list[Any]:
+    """Check the shape of a clicks list (what each click refers to is the report's
+    business: only the request log knows the list that was shown)."""
+    if not isinstance(value, list):
+        raise ValueError("'clicks' must be a list of clicked items")
+    if len(value) > MAX_CLICKS:
+        raise ValueError(f"at most {MAX_CLICKS} clicks per feedback item")
+    for i, click in enumerate(value):
+        if isinstance(click, dict):
+            unknown = set(click) - {"item", "position", "weight"}
+            refs = [k for k in ("item", "position") if k in click]
+            ok = not unknown and len(refs) == 1
+            ref = click.get(refs[0]) if ok else None
+            if refs == ["position"]:
+                ok = isinstance(ref, int) and not isinstance(ref, bool) and ref >= 0
+            elif ok:
+                ok = isinstance(ref, (str, int)) and not isinstance(ref, bool)
+            if ok and "weight" in click:
+                weight = click["weight"]
+                ok = (isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                      and math.isfinite(weight) and weight >= 0)
+        else:
+            ok = isinstance(click, str) or (isinstance(click, int)
+                                            and not isinstance(click, bool) and click >= 0)
+        if not ok:
+            raise ValueError(f"clicks[{i}] must be {_CLICK_FORMS}, not {str(click)[:60]!r}")
+    return value
+
+
 def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[str, Any]:
     """One feedback row for the store, or ValueError saying what is wrong."""
     if not isinstance(item, dict):
@@ -80,9 +119,7 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
         label = orjson.dumps(item["label"]).decode()
     elif kind == "clicks":
         metric = "clicks"
-        if not isinstance(item["clicks"], list):
-            raise ValueError("'clicks' must be a list of clicked items")
-        label = orjson.dumps(item["clicks"]).decode()
+        label = orjson.dumps(_clicks(item["clicks"])).decode()
         value = float(len(item["clicks"]))
     else:
         metric = item["metric"]
@@ -96,10 +133,16 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
         value = _number(item["value"], f"the value of metric {metric!r}")
     ts = item.get("ts", now)
     ts = _number(ts, "'ts'") if ts is not now else now
-    if request_id is not None:
-        dedup: str | None = request_id
-    elif item.get("event_id") is not None:
-        dedup = f"unit:{unit}:{item['event_id']}"[:320]
+    event_id = item.get("event_id")
+    if event_id is not None and (isinstance(event_id, bool) or not isinstance(
+            event_id, (str, int)) or len(str(event_id)) > 128):
+        raise ValueError("'event_id' must be a string of at most 128 characters")
+    if request_id is not None and kind == "clicks" and event_id is not None:
+        dedup: str | None = f"{request_id}#{event_id}"
+    elif request_id is not None:
+        dedup = request_id
+    elif event_id is not None:
+        dedup = f"unit:{unit}:{event_id}"[:320]
     else:
         dedup = None
     return {

@@ -1,8 +1,9 @@
 """Experiment reports: gather the sufficient statistics a strategy asks for, let it report.
 
 A strategy's ``needs`` names statistics (``arms``, ``units_since``, ``window``,
-``shadow_pairs``, ``mirroring``) with their parameters; each has a gatherer here that reads
-the store. The strategy's ``report`` turns them into JSON. Nothing here names a strategy.
+``shadow_pairs``, ``mirroring``, ``details``) with their parameters; each has a gatherer
+here that reads the store. The strategy's ``report`` turns them into JSON. Nothing here
+names a strategy.
 """
 
 from __future__ import annotations
@@ -131,6 +132,25 @@ def gather_mirroring(store: Store, row: Mapping[str, Any], params: Mapping[str, 
     return dict(ctx.runtime_status)
 
 
+def gather_details(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                   ctx: Context) -> dict[str, Any]:
+    """The details kept of merged answers (newest ``limit``, oldest first), each with the
+    feedback of ``metric`` sent for its request (parsed labels and values)."""
+    got = store.merged_requests(row["id"], row["endpoint"],
+                                str(params.get("metric", "clicks")),
+                                int(params.get("limit", 50_000)))
+    requests = []
+    for r in got["requests"]:
+        detail = _json(r["detail"])
+        if isinstance(detail, dict):
+            requests.append({"request_id": r["request_id"], "ts": r["ts"], "unit": r["unit"],
+                             "detail": detail})
+    feedback = {rid: [{"label": _json(f["label"]), "value": f["value"], "ts": f["ts"]}
+                      for f in items] for rid, items in got["feedback"].items()}
+    return {"requests": requests, "total": got["total"], "feedback": feedback,
+            "truncated": got["total"] > len(got["requests"])}
+
+
 GATHERERS: dict[str, Gatherer] = {
     "arms": gather_arms,
     "units_since": gather_units_since,
@@ -138,6 +158,7 @@ GATHERERS: dict[str, Gatherer] = {
     "baseline": gather_window,
     "shadow_pairs": gather_shadow_pairs,
     "mirroring": gather_mirroring,
+    "details": gather_details,
 }
 
 

@@ -44,7 +44,8 @@ class RoutingDecision:
     ``"not_covered"``, ``"primary"``); ``bucket`` is the unit's bucket when hashing was used.
     With ``merge`` set, every variant in it is called concurrently and the strategy's
     ``merge`` hook builds the answer; ``variant`` is then the one that answers alone when
-    the others fail.
+    the others fail. ``params`` is what the policy hands on to that merge (e.g. the page of
+    an earlier request's merged list that this request asks for).
     """
 
     variant: str
@@ -53,6 +54,7 @@ class RoutingDecision:
     reason: str = ""
     bucket: int | None = None
     merge: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -79,7 +79,7 @@ async def infer(request: Request) -> Response:
             if active is not None and not active.running:
                 active = None
         if active is not None:
-            decision = _route(request, st, active, request_id, unit)
+            decision = _route(request, st, active, request_id, unit, parsed)
             if decision.merge:
                 target, out, merged, batch_size = await _merged(st, active, decision,
                                                                 request_id, parsed)
@@ -143,11 +143,17 @@ async def infer(request: Request) -> Response:
     )
 
 
+def _context(parsed: dict[str, Any]) -> dict[str, Any]:
+    """The body's other top-level scalars (e.g. ``page``): what a policy may look at."""
+    return {k: v for k, v in parsed.items() if k not in ("data", "unit", "batch")
+            and isinstance(v, (str, int, float, bool)) and len(str(v)) <= 256}
+
+
 def _route(request: Request, st: State, active: Active, request_id: str,
-           unit: str | None) -> RoutingDecision:
+           unit: str | None, parsed: dict[str, Any]) -> RoutingDecision:
     """The experiment's decision, or the variant an admin forces with X-Champion-Variant."""
     forced = request.headers.get("x-champion-variant")
-    decision = active.policy.decide(RoutingRequest(request_id, unit), _rng)
+    decision = active.policy.decide(RoutingRequest(request_id, unit, _context(parsed)), _rng)
     if forced is None:
         return decision
     require_token(request, st.token)
@@ -168,6 +174,9 @@ async def _merged(st: State, active: Active, decision: RoutingDecision, request_
     names = list(decision.merge)
     targets = {n: await _arm_target(st, active, n) for n in names}
     prepared = {n: request_calls(parsed, t.signature, t.manifest) for n, t in targets.items()}
+    if any(ids is not None for _, ids in prepared.values()):
+        raise InvalidInput("this endpoint's experiment merges several variants' answers into "
+                           "one answer per input: send one input per request, not a batch")
 
     async def one(n: str) -> Answer:
         calls, ids = prepared[n]

@@ -339,3 +339,30 @@ class ExperimentStoreMixin(LeaseMixin):
                                             r.c.arm.is_not(None)).distinct())
         with self.engine.connect() as conn:
             return [(a, u) for a, u in conn.execute(q)]
+
+    def merged_requests(self, experiment_id: str, endpoint: str, metric: str,
+                        limit: int = 50_000) -> Row:
+        """The answered requests of an experiment that kept a ``detail`` (merged answers),
+        the newest ``limit`` of them oldest first (``request_id``, ``ts``, ``unit``: a
+        request without one is its own, ``detail``), how many there are in all, and per
+        request id the feedback rows of ``metric`` (``label``, ``value``, ``ts``)."""
+        r, f = t.requests, t.feedback
+        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+        kept = [r.c.experiment == experiment_id, r.c.detail.is_not(None), r.c.status == 200]
+        q = (sa.select(r.c.request_id, r.c.ts, unit.label("unit"), r.c.detail)
+             .where(*kept).order_by(r.c.ts.desc()).limit(limit))
+        q_total = sa.select(sa.func.count()).select_from(r).where(*kept)
+        q_feedback = (sa.select(f.c.request_id, f.c.label, f.c.value, f.c.ts)
+                      .select_from(f.join(r, r.c.request_id == f.c.request_id))
+                      .where(*kept, f.c.deployment == endpoint, f.c.metric == metric)
+                      .order_by(f.c.id))
+        with self.engine.connect() as conn:
+            rows = [{"request_id": rid, "ts": float(ts), "unit": u, "detail": d}
+                    for rid, ts, u, d in conn.execute(q)][::-1]
+            total = int(conn.execute(q_total).scalar() or 0)
+            wanted = {x["request_id"] for x in rows} if total > len(rows) else None
+            feedback: dict[str, list[Row]] = defaultdict(list)
+            for rid, label, value, ts in conn.execute(q_feedback):
+                if wanted is None or rid in wanted:
+                    feedback[rid].append({"label": label, "value": value, "ts": float(ts)})
+        return {"requests": rows, "total": total, "feedback": dict(feedback)}
