@@ -90,6 +90,72 @@ def _time(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
+def _point(summary: dict[str, Any], name: str, kind: str, c: int, key: str) -> float | None:
+    s = summary.get(name)
+    if not s or not s.get("repeats"):
+        return None
+    value: float | None = s["points"].get(kind, {}).get(str(c), {}).get(key)
+    return value
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+# (figure, target, how it is read from one run); "ge"/"le": the ratio must be >= / <= target
+TARGETS: list[tuple[str, str, float, Any]] = [
+    ("champion ÷ floor with 2 workers, 1 row, c=8", "ge", 0.8,
+     lambda s: _div(_point(s, "champion", "single", 8, "rps"),
+                    _point(s, "floor-2w", "single", 8, "rps"))),
+    ("champion with a running A/B ÷ champion without, c=8", "ge", 0.95,
+     lambda s: _div(_point(s, "champion-ab", "single", 8, "rps"),
+                    _point(s, "champion", "single", 8, "rps"))),
+    ("live p50 with a 100 % shadow of equal cost ÷ without, c=1", "le", 1.15,
+     lambda s: _div((s.get("champion-shadow") or {}).get("raw_single_p50_s"),
+                    (s.get("champion") or {}).get("raw_single_p50_s"))),
+    ("throughput with a 10 % shadow of equal cost ÷ without, c=8", "ge", 0.9,
+     lambda s: _div(_point(s, "champion-shadow10", "single", 8, "rps"),
+                    _point(s, "champion", "single", 8, "rps"))),
+    ("micro-batched ÷ floor, c=64", "ge", 3.0,
+     lambda s: _div(_point(s, "champion-batched", "single", 64, "rps"),
+                    _point(s, "floor", "single", 64, "rps"))),
+    ("one request at a time: champion p50 ÷ floor p50, c=1", "le", 1.5,
+     lambda s: _div((s.get("champion") or {}).get("raw_single_p50_s"),
+                    (s.get("floor") or {}).get("raw_single_p50_s"))),
+    ("batch of 100 rows, vectorised (micro-batching) ÷ MLflow, c=8", "ge", 3.0,
+     lambda s: _div(_point(s, "champion-batched", "batch", 8, "rps"),
+                    _point(s, "mlflow", "batch", 8, "rps"))),
+    ("canary ÷ champion without experiment, c=8", "ge", 0.95,
+     lambda s: _div(_point(s, "champion-canary", "single", 8, "rps"),
+                    _point(s, "champion", "single", 8, "rps"))),
+    ("bandit ÷ champion without experiment, c=8", "ge", 0.95,
+     lambda s: _div(_point(s, "champion-bandit", "single", 8, "rps"),
+                    _point(s, "champion", "single", 8, "rps"))),
+    ("interleaved p50 ÷ one ranker's p50, c=8", "le", 1.3,
+     lambda s: _div(_point(s, "champion-interleave", "single", 8, "p50_ms"),
+                    _point(s, "champion-ranker", "single", 8, "p50_ms"))),
+    ("`champion serve` → ready, s", "le", 1.0,
+     lambda s: ((s.get("champion") or {}).get("start") or {}).get("serve_ready_s")),
+    ("deploy → first answer, s", "le", 0.5,
+     lambda s: ((s.get("champion") or {}).get("start") or {}).get("deploy_first_answer_s")),
+]
+
+
+def targets(summary: dict[str, Any]) -> list[str]:
+    """The table of targets (issue: Performance II): now, target, met, from this run."""
+    lines = ["", "**Targets** (from this run; `-`: a system it needs was not run; the request "
+             "log and the memory per deployment come from `python -m benchmarks.ledger` and "
+             "`python -m benchmarks.scale`):", "", "| figure | now | target | met |",
+             "|---|---:|---:|:---:|"]
+    for label, how, goal, read in TARGETS:
+        value = read(summary)
+        met = "-" if value is None else ("yes" if (value >= goal if how == "ge"
+                                                   else value <= goal) else "no")
+        shown = "-" if value is None else f"{value:.2f}"
+        lines.append(f"| {label} | {shown} | {'≥' if how == 'ge' else '≤'} {goal:g} | {met} |")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     opts = meta["options"]
@@ -212,6 +278,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"(the deploy call itself {_time(st.get('deploy_s'))}); "
             f"command start → first answer: {_time(st.get('cold_start_s'))}",
         ]
+    lines += targets(summary)
     gone = [(n, s) for n, s in summary.items() if s["status"] != "ok"]
     if gone:
         lines += [""]

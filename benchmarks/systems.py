@@ -264,6 +264,18 @@ class ChampionCanary(Champion):
                                          "max_seconds": 86400 * 2})
 
 
+class ChampionShadow10(Champion):
+    name = "champion-shadow10"
+    title = "champion, endpoint with a shadow variant of equal cost (10 % mirrored)"
+    raw_latency = False
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.predict, self.deployment)
+        client.deploy(m.predict, self.deployment)
+        client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2},
+                                 shadow={"percent": 10})
+
+
 class ChampionBatched(Champion):
     name = "champion-batched"
     title = "champion with adaptive micro-batching (batch_max_size 64, vectorised function)"
@@ -425,7 +437,8 @@ class BentoML(External):
 
 SYSTEMS: dict[str, type[System]] = {
     cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
-                              ChampionAB, ChampionCanary, ChampionShadow, ChampionBatched,
+                              ChampionAB, ChampionCanary, ChampionShadow, ChampionShadow10,
+                              ChampionBatched,
                               ChampionRanker, ChampionInterleave, ChampionRankerIO,
                               ChampionInterleaveIO,
                               MLflow, BentoML)
