@@ -284,6 +284,20 @@ def _v6_strategies_and_controller(op: Operations) -> None:
                                                                     state=state))
 
 
+def _v7_feedback_attribution(op: Operations) -> None:
+    """What served each request, on its feedback rows: the experiment, the arm, the version
+    and when, as the request's signed id carries them, so that feedback is credited without
+    the request log; an index for an experiment's rewards of one metric in serving order."""
+    with op.batch_alter_table("feedback") as batch:
+        batch.add_column(sa.Column("experiment", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("arm", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("version", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("served_at", sa.Float, nullable=True))
+    op.create_index("ix_feedback_experiment", "feedback", ["experiment", "metric", "served_at"],
+                    sqlite_where=sa.text("experiment IS NOT NULL"),
+                    postgresql_where=sa.text("experiment IS NOT NULL"))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -291,6 +305,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v4_experiments,
     _v5_leaner_request_indexes,
     _v6_strategies_and_controller,
+    _v7_feedback_attribution,
 ]
 
 LATEST = len(STEPS)
