@@ -159,6 +159,39 @@ class ExperimentStoreMixin(LeaseMixin):
                     from_status=status, to_status=status, reason=reason, detail=detail or {}))
             return expect_version + 1
 
+    def update_experiment_config(
+        self,
+        experiment_id: str,
+        expect_version: int,
+        config: dict[str, Any],
+        state: dict[str, Any],
+        actor: str,
+        event: str,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace the config and the hot state together if the state is still at
+        ``expect_version`` (a change of variants or settings while it exists); the new
+        version, which every process follows as it follows any state change. Raises
+        StateConflict when another writer moved the state first."""
+        now = time.time()
+        e = t.experiments
+        with self.write() as conn:
+            updated = conn.execute(
+                sa.update(e)
+                .where(e.c.id == experiment_id, e.c.state_version == expect_version)
+                .values(config=config, state=state, state_version=expect_version + 1)
+            ).rowcount
+            if not updated:
+                raise StateConflict(experiment_id)
+            status = conn.execute(sa.select(e.c.status).where(e.c.id == experiment_id)
+                                  ).scalar_one()
+            conn.execute(sa.insert(t.experiment_events).values(
+                experiment_id=experiment_id, ts=now, actor=actor, action=event,
+                from_status=status, to_status=status, reason=reason, detail=detail or {}))
+            self._bump(conn)
+            return expect_version + 1
+
     def active_state_versions(self) -> dict[str, int]:
         """Experiment id -> state version, for every running or paused experiment."""
         e = t.experiments
@@ -339,3 +372,4 @@ class ExperimentStoreMixin(LeaseMixin):
                                             r.c.arm.is_not(None)).distinct())
         with self.engine.connect() as conn:
             return [(a, u) for a, u in conn.execute(q)]
+
