@@ -301,12 +301,14 @@ def test_one_arm_gets_everything(algorithm: str) -> None:
 def test_uniform_until_every_arm_has_its_minimum_then_new_arms_explore() -> None:
     config = PolicyConfig(min_obs=100)
     start = allocate(config, arm_stats([99, 150, 400], [10, 100, 300]))
-    assert start.phase == "exploring"
-    assert start.shares[0] == pytest.approx(1 / 3)  # the short arm keeps an equal share
+    assert start.phase == "uniform" and start.shares == close([1 / 3] * 3)
     assert allocate(config, arm_stats([20, 30, 40], [1, 20, 30])).shares == close([1 / 3] * 3)
-    assert allocate(config, arm_stats([20, 30, 40], [1, 20, 30])).phase == "uniform"
-    later = allocate(config, arm_stats([1000, 1000, 0], [300, 600, 0]))
+    added = np.array([False, False, True])
+    later = allocate(config, arm_stats([1000, 1000, 0], [300, 600, 0], added=added))
+    assert later.phase == "exploring"
     assert later.shares[2] == pytest.approx(1 / 3) and later.shares[1] > 0.6
+    short_original = allocate(config, arm_stats([1000, 99, 0], [300, 60, 0], added=added))
+    assert short_original.phase == "uniform"
 
 
 def test_gaussian_rewards_use_normal_inverse_gamma_posteriors() -> None:

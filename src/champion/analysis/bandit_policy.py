@@ -17,9 +17,9 @@ algorithm is used in its batched form:
   so a deterministic index does not send a whole batch to one arm.
 * ``epsilon_greedy``: ε spread over the arms, the rest on the best mean (ties split).
 
-Then, for every algorithm: arms with fewer than ``min_obs`` observed rewards (all arms at the
-start, an arm added later) get an equal share each (forced exploration, §4.10), the others
-split the rest; removed arms get nothing; the additive floor is applied last; one arm gets
+Then, for every algorithm: the allocation is uniform until every arm has ``min_obs``
+observed rewards; an arm added later gets an equal share until it has them (forced
+exploration, §4.10) while the others split the rest; removed arms get nothing; the additive floor is applied last; one arm gets
 everything. Rewards outside the configured range where an algorithm needs [0, 1] freeze the
 allocation with an error instead of guessing (§4.7).
 """
@@ -100,7 +100,9 @@ class ArmStats:
     ``hi``: the smallest and largest (NaN for none); ``pending``: requests served whose
     reward has not come yet; ``window_*``: the newest ``window`` rewards (sliding window);
     ``disc_*``: every reward weighted ``gamma^(newer rewards)`` (discounted); ``active``: arms
-    that may get traffic; ``binary``: every reward seen so far is 0 or 1.
+    that may get traffic; ``binary``: every reward seen so far is 0 or 1; ``added``: arms
+    added after the start (the others must all have ``min_obs`` rewards before the
+    allocation leaves uniform; an added one only gets an equal share until it has them).
     """
 
     n: FloatArray
@@ -117,6 +119,7 @@ class ArmStats:
     disc_ss: FloatArray = field(default_factory=lambda: _zeros(0))
     active: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     binary: bool = True
+    added: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __post_init__(self) -> None:
         k = len(self.n)
@@ -131,6 +134,8 @@ class ArmStats:
             object.__setattr__(self, name, value if value.size == k else np.full(k, np.nan))
         active = np.asarray(self.active, dtype=bool)
         object.__setattr__(self, "active", active if active.size == k else np.ones(k, bool))
+        added = np.asarray(self.added, dtype=bool)
+        object.__setattr__(self, "added", added if added.size == k else np.zeros(k, bool))
 
     @property
     def k(self) -> int:
@@ -301,7 +306,7 @@ def allocate(config: PolicyConfig, stats: ArmStats, *, batch: float = 1.0,
     short = active & (stats.n < need)
     explored = active & ~short
     uniform = active / n_active
-    if not explored.any():
+    if not explored.any() or (short & ~stats.added).any():
         short_by = {int(i): int(stats.n[i]) for i in np.flatnonzero(active)}
         return done(uniform, "uniform", f"uniform until every arm has {need} rewards "
                     f"(fewest: {min(short_by.values())})")
