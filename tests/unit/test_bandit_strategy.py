@@ -185,6 +185,14 @@ def test_identical_arms_get_identical_shares_and_one_arm_gets_everything() -> No
     same = report(st, BANDIT.initial_state(st, e), e,
                   stats({"a": (300, 150.0), "b": (300, 150.0), "c": (300, 150.0)}))
     assert [a["next_share"] for a in same["arms"]] == pytest.approx([1 / 3] * 3)
+    # near-identical ones: plain Thompson picks a favourite, an indifference does not
+    close = stats({"a": (3000, 1500.0), "b": (3000, 1530.0), "c": (3000, 1485.0)})
+    plain = report(st, BANDIT.initial_state(st, e), e, close)
+    assert max(a["next_share"] for a in plain["arms"]) > 0.6
+    calm = settings(indifference=0.05)
+    even = report(calm, BANDIT.initial_state(calm, e), e, close)
+    assert [a["next_share"] for a in even["arms"]] == pytest.approx([1 / 3] * 3, abs=0.01)
+    assert "within 0.05 of the best" in even["reason"]
     one = exp(("only",))
     st1 = BANDIT.settings({}, one)
     body = report(st1, BANDIT.initial_state(st1, one), one, stats({"only": (10, 5.0)}))

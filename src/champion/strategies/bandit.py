@@ -92,6 +92,11 @@ class BanditSettings:
     top_two: bool = setting(False, "thompson, discounted: top-two weights (the share of "
                             "posterior draws in which an arm is first or second), which "
                             "finds the best arm sooner at some cost in reward.")
+    indifference: float = setting(0.0, "thompson, discounted: the smallest difference of mean "
+                                  "reward that matters. Arms within it of the best share the "
+                                  "traffic equally, so identical arms end up uniform (0: plain "
+                                  "probability matching, under which identical arms wander).",
+                                  low=0.0)
     epsilon: float = setting(0.1, "epsilon_greedy: the exploration rate (the starting one "
                              "of the exponential schedule).", low=0.0, high=1.0)
     epsilon_schedule: Literal["constant", "auer", "exponential"] = setting(
@@ -147,6 +152,7 @@ def _config(settings: BanditSettings) -> PolicyConfig:
         scale=settings.ucb_scale, xi=settings.xi, window=settings.window,
         discount=settings.discount, floor=settings.min_share,
         min_obs=settings.min_units_per_arm, top_two=settings.top_two,
+        indifference=settings.indifference,
         low=settings.reward_low, high=settings.reward_high)
 
 
