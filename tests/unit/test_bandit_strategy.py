@@ -301,3 +301,12 @@ def test_arms_are_added_with_an_equal_share_and_removed_to_none() -> None:
         BANDIT.revise(st, shrunk, grown_exp, st, grown_exp, ("b", "c"), NOW)
     with pytest.raises(SettingsError, match="cannot be changed"):
         get("ab").revise(None, {}, e, None, e, (), NOW)
+
+
+def test_every_setting_is_in_the_bandit_settings_table() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "experiments.md").read_text()
+    table = docs[docs.index("### Bandit settings"):]
+    for entry in BANDIT.schema():
+        assert f"| `{entry['name']}` |" in table, f"{entry['name']} is not documented"

@@ -19,9 +19,10 @@ algorithm is used in its batched form:
 
 Then, for every algorithm: the allocation is uniform until every arm has ``min_obs``
 observed rewards; an arm added later gets an equal share until it has them (forced
-exploration, §4.10) while the others split the rest; removed arms get nothing; the additive floor is applied last; one arm gets
-everything. Rewards outside the configured range where an algorithm needs [0, 1] freeze the
-allocation with an error instead of guessing (§4.7).
+exploration, §4.10) while the others split the rest; removed arms get nothing; the
+additive floor is applied last; one arm gets everything. Rewards outside the configured
+range where an algorithm needs [0, 1] freeze the allocation with an error instead of
+guessing (§4.7).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class BanditSettings:
                                          "long of its request; later ones are counted as "
                                          "late and left out.", above=0.0)
     missing_reward: float | None = setting(None, "The reward of a request whose feedback "
-                                           "has not come within attribution_seconds (None: "
+                                           "has not come within attribution_seconds (null: "
                                            "it is left out, never imputed).")
     prior_alpha: float = setting(1.0, "Beta prior's successes.", above=0.0, high=1e9)
     prior_beta: float = setting(1.0, "Beta prior's failures.", above=0.0, high=1e9)
@@ -119,7 +119,7 @@ class BanditSettings:
     discount: float = setting(0.99, "discounted, discounted_ucb: each reward weighs "
                               "discount^(newer rewards).", above=0.5, high=1.0)
     decide_threshold: float | None = setting(0.95, "Decide when the leader's P(best) stays at "
-                                             "or above this (None: never by itself).",
+                                             "or above this (null: never by itself).",
                                              above=0.5, high=1.0)
     decide_after_seconds: float = setting(3600.0, "How long P(best) must stay above the "
                                           "threshold (checked at each re-allocation).",
