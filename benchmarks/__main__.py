@@ -18,8 +18,8 @@ from typing import Any
 
 from benchmarks.systems import SYSTEMS
 
-DEFAULT_SYSTEMS = ("floor,floor-2w,champion,champion-nolog,champion-ab,champion-shadow,"
-                   "champion-batched,mlflow,bentoml")
+DEFAULT_SYSTEMS = ("floor,floor-2w,champion,champion-nolog,champion-ab,champion-bandit,"
+                   "champion-shadow,champion-batched,mlflow,bentoml")
 QUICK: dict[str, Any] = {"systems": "floor,champion", "repeats": 1, "duration": 2, "warmup": 1,
          "concurrency": "8", "raw_seconds": 0.5}
 FULL: dict[str, Any] = {"systems": DEFAULT_SYSTEMS, "repeats": 3, "duration": 3, "warmup": 1,

@@ -236,6 +236,19 @@ class ChampionAB(Champion):
         client.create_experiment(self.deployment, "ab", {"control": 1, "candidate": 2})
 
 
+class ChampionBandit(Champion):
+    name = "champion-bandit"
+    title = ("champion, endpoint with a running Thompson-sampling bandit over three versions "
+             "(re-allocated every second), request logging on")
+    raw_latency = True
+
+    def setup_endpoint(self, client: Any) -> None:
+        for _ in range(3):
+            client.deploy(m.predict, self.deployment)
+        client.create_experiment(self.deployment, "bandit", {"a": 1, "b": 2, "c": 3},
+                                 bandit={"update_seconds": 1, "decide_threshold": None})
+
+
 class ChampionShadow(Champion):
     name = "champion-shadow"
     title = "champion, endpoint with a shadow variant of equal cost (100 % mirrored)"
@@ -358,7 +371,8 @@ class BentoML(External):
 
 SYSTEMS: dict[str, type[System]] = {
     cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
-                              ChampionAB, ChampionShadow, ChampionBatched, MLflow, BentoML)
+                              ChampionAB, ChampionBandit, ChampionShadow, ChampionBatched,
+                              MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system
 
