@@ -11,6 +11,7 @@ more batch (the cadence of the reference simulation)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +369,72 @@ def test_bandit_settings_are_checked_with_clear_errors(server: Server, client: A
     changed = client.update_experiment(e["id"], bandit={"min_share": 0.05})
     assert changed["bandit"]["min_share"] == 0.05
     client.stop_experiment(e["id"])
+
+
+@pytest.fixture()
+def cli_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """The command line, run in process, leaves its clients open: close them after."""
+    from champion import cli as cli_module
+    from champion.client import Client
+
+    opened: list[Any] = []
+
+    def tracked(url: str, token: str | None) -> Client:
+        opened.append(Client(url, token))
+        return opened[-1]
+
+    monkeypatch.setattr(cli_module, "_client", tracked)
+    yield opened
+    for c in opened:
+        c.close()
+
+
+def test_a_bandit_from_the_command_line_and_a_yaml_file(server: Server, client: Any,
+                                                        unique_name: str, tmp_path: Path,
+                                                        cli_clients: list[Any]) -> None:
+    from click.testing import CliRunner
+
+    from champion.main import main
+
+    name = unique_name
+    for _ in range(4):
+        client.deploy(answer, name)
+    env = {"CHAMPION_URL": server.url, "CHAMPION_TOKEN": server.token, "COLUMNS": "200"}
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), env=env, prog_name="champion")
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = cli("experiment", "create", name, "--strategy", "bandit", "--variant",
+              f"a={name}:1", "--variant", f"b={name}:2", "--algorithm", "ucb1",
+              "--update-seconds", "2", "--min-share", "0.05", "--set", "decide_threshold=null",
+              "-q")
+    exp_id = out.strip()
+    e = client.experiment(exp_id)
+    assert e["bandit"]["algorithm"] == "ucb1" and e["bandit"]["min_share"] == 0.05
+    assert e["bandit"]["decide_threshold"] is None
+    out = cli("experiment", "update", exp_id, "--add-variant", f"c={name}:3",
+              "--min-share", "0.02", "--reason", "a third model")
+    assert "c: " in out and client.experiment(exp_id)["bandit"]["min_share"] == 0.02
+    out = cli("experiment", "report", exp_id)
+    assert "ucb1 on reward: uniform until every arm has 100 rewards" in out
+    cli("experiment", "stop", exp_id)
+    spec = tmp_path / "bandit.yaml"
+    spec.write_text(f"""kind: experiment
+name: thresholds
+endpoint: {name}
+strategy: bandit
+variants: {{a: "{name}:1", b: "{name}:2", c: "{name}:4"}}
+bandit:
+  algorithm: thompson
+  update_seconds: 5
+  min_units_per_arm: 20
+  decide_threshold: null
+""")
+    out = cli("apply", "-f", str(spec))
+    applied = client.experiments(name, "running")[0]
+    assert applied["strategy"] == "bandit" and applied["bandit"]["min_units_per_arm"] == 20
+    assert set(applied["weights"]) == {"a", "b", "c"}
+    assert "unchanged" in cli("apply", "-f", str(spec))
+    client.stop_experiment(applied["id"])
