@@ -327,9 +327,14 @@ class Bandit(Strategy[BanditSettings]):
         weighted = period_weighted_means(*arms.periods) if arms.periods[0].size else [
             None] * len(names)
         leader, decision = self._decision(settings, state, exp, st, alloc, now)
-        known = [i for i in range(len(names)) if math.isfinite(alloc.means[i])]
-        best_mean = max((alloc.means[i] for i in known if st.active[i]), default=None)
-        regret_by = {names[i]: float(arms.pulls[i] * (best_mean - alloc.means[i]))
+        # each arm's mean reward: the posterior's, or the plain one for an arm without a
+        # posterior (removed; a Gaussian arm with one reward)
+        means = np.where(np.isfinite(alloc.means), alloc.means,
+                         np.divide(st.s, st.n, out=np.full(len(names), np.nan),
+                                   where=st.n > 0))
+        known = [i for i in range(len(names)) if math.isfinite(means[i])]
+        best_mean = max((means[i] for i in known if st.active[i]), default=None)
+        regret_by = {names[i]: float(arms.pulls[i] * max(best_mean - means[i], 0.0))
                      for i in known} if best_mean is not None else {}
         rows = []
         for i, v in enumerate(names):
