@@ -181,14 +181,18 @@ def test_two_servers_on_one_postgres_store_share_one_allocation(tmp_path: Path) 
         drive = Driver("shared", e["id"], seed=12)
 
         def same_allocation() -> dict[str, Any]:
-            time.sleep(0.5)  # the other process follows the state version (poll 0.2 s)
-            seen = []
-            for other in servers:
-                with other.admin() as h:
-                    seen.append(h.get(f"/api/experiments/{e['id']}").json())
-            assert seen[0]["state_version"] == seen[1]["state_version"]
-            assert seen[0]["weights"] == seen[1]["weights"]
-            return seen[0]
+            """Both servers answer with one state (the controller writes only when a
+            reward came in; read again if an update fell between the two reads)."""
+            for _ in range(5):
+                time.sleep(0.5)  # the other process follows the state version (poll 0.2 s)
+                seen = []
+                for other in servers:
+                    with other.admin() as h:
+                        seen.append(h.get(f"/api/experiments/{e['id']}").json())
+                if seen[0]["state_version"] == seen[1]["state_version"]:
+                    assert seen[0]["weights"] == seen[1]["weights"]
+                    return seen[0]
+            raise AssertionError(f"the servers keep answering different states: {seen}")
 
         for i in range(4):
             srv = servers[i % 2]

@@ -161,6 +161,11 @@ def test_a_step_writes_the_new_allocation_and_a_timeline_point() -> None:
     assert point["share"] == pytest.approx(step.state["shares"])
     assert set(point["pbest"]) == set(point["n"]) == set(point["mean"]) == {"a", "b", "c"}
     assert point["update"] == 1 and BANDIT.snapshot(body) is None
+    # nothing new since: no write, no point (an idle experiment does not churn its state)
+    again = report(st, step.state, e, stats(CLEAR), NOW + 10)
+    assert BANDIT.step(st, step.state, e, again, NOW + 10) is None
+    more = report(st, step.state, e, stats({**CLEAR, "a": (201, 60.0)}), NOW + 20)
+    assert BANDIT.step(st, step.state, e, more, NOW + 20) is not None
     assert BANDIT.cadence(st, e) == 10.0
     paused = exp(status="paused")
     assert BANDIT.step(st, state, paused, report(st, state, paused, stats(CLEAR)), NOW) is None

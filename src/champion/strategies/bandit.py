@@ -456,15 +456,26 @@ class Bandit(Strategy[BanditSettings]):
                 previous = None
             owners = pack_owners(owners_for(shares, previous))
         decision = report.get("decision") or {}
+        observed = {a["name"]: a["rewards"] for a in report["arms"]}
+        nxt = report.get("next") or {}
+        current = self._shares(state, exp)
+        total, now_total = sum(shares), sum(current)
+        same = (state.get("observed") == observed and state.get("updated_at") is not None
+                and all(abs(a / total - b / now_total) <= 1e-9
+                        for a, b in zip(shares, current, strict=True))
+                and state.get("leader") == report.get("leader")
+                and state.get("above_since") == decision.get("above_since")
+                and state.get("phase") == report.get("phase")
+                and state.get("error") == report.get("error"))
+        if same and nxt.get("action") not in ("promote", "stop"):
+            return None  # nothing new since the last update: no write, no point
         new: State = {**state, "shares": dict(zip(names, shares, strict=True)),
                       "owners": owners, "updated_at": now,
                       "updates": int(state.get("updates") or 0) + 1,
                       "phase": report.get("phase"), "error": report.get("error"),
                       "leader": report.get("leader"),
-                      "above_since": decision.get("above_since"),
-                      "observed": {a["name"]: a["rewards"] for a in report["arms"]}}
+                      "above_since": decision.get("above_since"), "observed": observed}
         point = self._point(report, shares, names)
-        nxt = report.get("next") or {}
         if nxt.get("action") in ("promote", "stop"):
             verdict: dict[str, Any] = ({"promote": nxt["variant"]}
                                        if nxt["action"] == "promote" else {"action": "keep"})
