@@ -238,6 +238,22 @@ class ChampionAB(Champion):
         client.create_experiment(self.deployment, "ab", {"control": 1, "candidate": 2})
 
 
+class ChampionBandit(Champion):
+    """Three arms on one version, so that the server runs as many workers as ``champion``
+    (three versions would bring three workers, which on a small machine serve faster for
+    reasons unrelated to the experiment): the difference is the experiment's own work."""
+
+    name = "champion-bandit"
+    title = ("champion, endpoint with a running Thompson-sampling bandit over three arms "
+             "(one version), re-allocated every second, request logging on")
+    raw_latency = True
+
+    def setup_endpoint(self, client: Any) -> None:
+        client.deploy(m.predict, self.deployment)
+        client.create_experiment(self.deployment, "bandit", {"a": 1, "b": 1, "c": 1},
+                                 bandit={"update_seconds": 1, "decide_threshold": None})
+
+
 class ChampionShadow(Champion):
     name = "champion-shadow"
     title = "champion, endpoint with a shadow variant of equal cost (100 % mirrored)"
@@ -437,8 +453,8 @@ class BentoML(External):
 
 SYSTEMS: dict[str, type[System]] = {
     cls.name: cls for cls in (Floor, Floor2, FloorVectorised, Champion, ChampionNoLog,
-                              ChampionAB, ChampionCanary, ChampionShadow, ChampionShadow10,
-                              ChampionBatched,
+                              ChampionAB, ChampionCanary, ChampionBandit, ChampionShadow,
+                              ChampionShadow10, ChampionBatched,
                               ChampionRanker, ChampionInterleave, ChampionRankerIO,
                               ChampionInterleaveIO,
                               MLflow, BentoML)

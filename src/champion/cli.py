@@ -926,6 +926,33 @@ def experiment_reweight(experiment_id: str, weights: tuple[str, ...], url: str,
     _print_experiment(_client(url, token).reweight(experiment_id, _weights(weights)))
 
 
+@experiment.command("update")
+@click.argument("experiment_id")
+@click.option("--add-variant", "add", multiple=True,
+              help="NAME=DEPLOYMENT:VERSION: a variant to add. Repeatable.")
+@click.option("--remove-variant", "remove", multiple=True,
+              help="A variant to take out of the traffic. Repeatable.")
+@click.option("--set", "sets", multiple=True, help="A strategy setting as KEY=JSON. "
+              "Repeatable.")
+@strategy_options
+@click.option("--reason", default="", help="Why (recorded).")
+@client_options
+@handle_errors
+def experiment_update(experiment_id: str, add: tuple[str, ...], remove: tuple[str, ...],
+                      sets: tuple[str, ...], reason: str, url: str, token: str | None,
+                      **strategy_flags: Any) -> None:
+    """Change an experiment while it runs, as far as its strategy allows: add or remove
+    variants (a bandit), change settings. Example: champion experiment update exp_1a2b
+    --add-variant c=churn:3 --min-share 0.02"""
+    client = _client(url, token)
+    strategy = client.experiment(experiment_id)["strategy"]
+    settings = _strategy_settings(strategy, strategy_flags, sets)
+    _print_experiment(client.update_experiment(
+        experiment_id, add_variants=_variant_pairs(add) or None,
+        remove_variants=list(remove) or None, reason=reason,
+        **({strategy: settings} if settings else {})))
+
+
 @experiment.command("report")
 @click.argument("experiment_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")

@@ -730,6 +730,27 @@ class Client:
             json={"weights": weights, "reason": reason})
         return result
 
+    def update_experiment(self, experiment_id: str, *,
+                          add_variants: dict[str, str | int] | None = None,
+                          remove_variants: list[str] | None = None, reason: str = "",
+                          **settings: dict[str, Any]) -> dict[str, Any]:
+        """Change an experiment while it exists, as far as its strategy allows: add
+        variants (``{"c": "churn:3"}``), remove some (a bandit stops routing to them),
+        change the strategy's settings, e.g. ``bandit={"min_share": 0.05}``."""
+        body: dict[str, Any] = {"reason": reason}
+        if add_variants:
+            body["add_variants"] = add_variants
+        if remove_variants:
+            body["remove_variants"] = list(remove_variants)
+        for key, value in settings.items():
+            if not isinstance(value, dict):
+                raise TypeError(f"update_experiment: {key}= takes the strategy's settings "
+                                "as a dict")
+            body[key] = value
+        result: dict[str, Any] = self._request(
+            "PATCH", f"/api/experiments/{experiment_id}", json=body)
+        return result
+
     def report(self, experiment_id: str) -> dict[str, Any]:
         """The experiment's statistics: per-variant metrics, lifts, p-values, SRM, decision."""
         result: dict[str, Any] = self._request(

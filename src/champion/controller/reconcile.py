@@ -91,6 +91,9 @@ class Reconciler:
         if not applied:
             log.info("step of %s not applied: it changed meanwhile", row["id"])
             return None
+        if step.point is not None:
+            await asyncio.to_thread(self.store.add_snapshot, row["id"], now, dict(step.point),
+                                    fence=fence)
         if step.action is not None:
             log.warning("experiment %s: %s (%s)", row["id"], step.action, step.reason)
         elif step.event is not None:

@@ -16,6 +16,9 @@ first feedback counts; retries are reported as duplicates and not counted again.
 with an ``event_id`` count once per (request id, event id) instead, so that the clicks of
 one answer may arrive as they happen. Whether a click was on an item the answer showed is
 not known here (that is in the request log): the report counts clicks on items never shown.
+What the id carries (the experiment, the arm, the version, when it was served) is kept on
+the row, so feedback is credited to the arm that served it even when the request's log
+entry was lost.
 """
 
 from __future__ import annotations
@@ -97,7 +100,8 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
     unit = item.get("unit")
     if request_id is None and unit is None:
         raise ValueError("feedback needs a 'request_id' (or a 'unit')")
-    if request_id is not None and (not isinstance(request_id, str) or not ids.valid(request_id)):
+    carried = ids.attribution(request_id) if isinstance(request_id, str) else None
+    if request_id is not None and carried is None:
         raise ValueError(f"request id {str(request_id)[:80]!r} was not issued by this server")
     if unit is not None and (not isinstance(unit, (str, int)) or isinstance(unit, bool)
                              or len(str(unit)) > 256):
@@ -154,6 +158,13 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
         "value": value,
         "label": label,
         "dedup": dedup,
+        # what served the request, from its id (see events/ids.py); the arm's name is
+        # filled in from the experiment's variants before the row is stored
+        "experiment": carried.experiment if carried else None,
+        "arm": None,
+        "arm_index": carried.arm if carried else None,
+        "version": carried.version if carried else None,
+        "served_at": carried.served_at if carried else None,
     }
 
 

@@ -1,8 +1,19 @@
-"""Request ids: time-ordered, unguessable, and signed by the server.
+"""Request ids: time-ordered, unguessable, signed by the server, and carrying attribution.
 
-``<12 hex ms since epoch><12 hex random>-<10 hex HMAC>``. The signature lets the feedback
-API reject ids this server never issued without a database look-up, and so accept feedback
-that arrives before its request's log entry is written.
+``<12 hex ms><12 hex random>[.v<version, hex>][.e<experiment hex>][.a<arm>]-<10 hex HMAC>``,
+e.g. ``01a232aec912aa8f1bb728a0.v3.e0f2e3d4c.a2-6bccfa6a68``.
+
+The first 24 characters are the request's *key*: its time and randomness, fixed before the
+request is routed (routing policies hash it). The tagged fields say what served the
+request, so that feedback can be credited from the id alone, without the request log
+(whose row a hard kill can lose): ``v`` the endpoint's version that answered (hex),
+``e`` the experiment (the hex part of ``exp_…``), ``a`` the index of the arm in the
+experiment's variants (decimal). The HMAC covers everything before the dash, so none of it
+can be forged, and the feedback API rejects ids this server never issued without a database
+look-up (and so accepts feedback that arrives before its request's log entry is written).
+
+Ids of the first format (``<key>-<HMAC>``, no fields) are the same format with no field, and
+stay valid. An id is at most 63 characters (the store's columns hold 64).
 """
 
 from __future__ import annotations
@@ -10,7 +21,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import time
+from dataclasses import dataclass
+
+KEY_LENGTH = 24
+MAX_LENGTH = 64
+_EXPERIMENT = re.compile(r"^exp_([0-9a-f]{1,12})$")
+_FIELD = re.compile(r"^([vea])([0-9a-f]{1,12})$")
+_KEY = re.compile(r"^[0-9a-f]{24}$")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What a request id says about its request (None: not carried)."""
+
+    served_at: float
+    version: int | None = None
+    experiment: str | None = None
+    arm: int | None = None
 
 
 class RequestIds:
@@ -20,12 +49,63 @@ class RequestIds:
     def _sign(self, base: str) -> str:
         return hmac.new(self._key, base.encode(), hashlib.sha256).hexdigest()[:10]
 
-    def new(self) -> str:
-        base = f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+    @staticmethod
+    def key() -> str:
+        """A new request's key: 12 hex digits of milliseconds, 12 of randomness."""
+        return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+
+    def issue(self, key: str, *, version: int | None = None, experiment: str | None = None,
+              arm: int | None = None) -> str:
+        """The signed id of the request ``key``, carrying what served it.
+
+        An experiment id not of champion's ``exp_<hex>`` form, or an arm without an
+        experiment, is left out (feedback is then attributed through the request log).
+        """
+        base = key
+        if version is not None and 0 <= version < 16 ** 12:
+            base += f".v{version:x}"
+        match = _EXPERIMENT.match(experiment or "")
+        if match is not None:
+            base += f".e{match.group(1)}"
+            if arm is not None and 0 <= arm < 1000:
+                base += f".a{arm}"
         return f"{base}-{self._sign(base)}"
 
+    def new(self) -> str:
+        """A request id that carries nothing but its time (the first format)."""
+        return self.issue(self.key())
+
     def valid(self, request_id: str) -> bool:
-        base, sep, mac = request_id.partition("-")
-        if not sep or len(base) != 24 or len(mac) != 10:
-            return False
-        return hmac.compare_digest(mac, self._sign(base))
+        return self.attribution(request_id) is not None
+
+    def attribution(self, request_id: str) -> Attribution | None:
+        """What the id carries, or None when this server did not issue it."""
+        if not isinstance(request_id, str) or len(request_id) > MAX_LENGTH:
+            return None
+        base, sep, mac = request_id.rpartition("-")
+        if not sep or len(mac) != 10 or len(base) < KEY_LENGTH:
+            return None
+        if not hmac.compare_digest(mac, self._sign(base)):
+            return None
+        key, *fields = base.split(".")
+        if not _KEY.match(key):
+            return None
+        found: dict[str, str] = {}
+        for item in fields:
+            m = _FIELD.match(item)
+            if m is None or m.group(1) in found:
+                return None
+            found[m.group(1)] = m.group(2)
+        arm = found.get("a")
+        if arm is not None and not arm.isdigit():
+            return None
+        return Attribution(
+            served_at=int(key[:12], 16) / 1000.0,
+            version=int(found["v"], 16) if "v" in found else None,
+            experiment=f"exp_{found['e']}" if "e" in found else None,
+            arm=int(arm) if arm is not None else None)
+
+    @staticmethod
+    def key_of(request_id: str) -> str:
+        """The key (time and randomness) of an id: what routing policies hashed."""
+        return request_id[:KEY_LENGTH]

@@ -409,6 +409,81 @@ class Experiments:
         await self.registry.refresh_states()
         return await self.get(experiment_id)
 
+    async def update(self, experiment_id: str, body: Mapping[str, Any], actor: str
+                     ) -> dict[str, Any]:
+        """Change an experiment that is not stopped: add variants (``add_variants``, as in
+        create), remove some (``remove_variants``), change its strategy's settings (the
+        object under its name, merged over the current ones), as far as its strategy's
+        ``revise`` allows. Variants are only ever appended: a removed one stays in the list
+        (what it served keeps its name) and the strategy stops routing to it."""
+        reason = body.get("reason", "")
+        if not isinstance(reason, str):
+            raise BadRequest("'reason' is a string", field="reason")
+        for _ in range(5):  # the controller may move the state meanwhile: read it again
+            row = await self._row(experiment_id)
+            if row["status"] == "stopped":
+                raise Conflict(f"experiment {experiment_id} is stopped")
+            try:
+                strategy, settings, exp = loaded(row)
+            except SettingsError as exc:
+                raise _bad(exc) from None
+            unknown = sorted(set(body) - {"add_variants", "remove_variants", "reason",
+                                          strategy.name})
+            if unknown:
+                raise BadRequest(f"unknown field {unknown[0]!r}; an update takes "
+                                 f"add_variants, remove_variants, reason and the settings "
+                                 f"under {strategy.name!r}", field=unknown[0])
+            add = body.get("add_variants") or {}
+            remove = body.get("remove_variants") or []
+            own = body.get(strategy.name) or {}
+            if not isinstance(add, dict):
+                raise BadRequest("'add_variants' maps new variant names to versions",
+                                 field="add_variants")
+            if not isinstance(remove, list) or not all(isinstance(v, str) for v in remove):
+                raise BadRequest("'remove_variants' is a list of variant names",
+                                 field="remove_variants")
+            if not isinstance(own, dict):
+                raise BadRequest(f"{strategy.name!r} holds the strategy's settings as an "
+                                 "object", field=strategy.name)
+            if not (add or remove or own):
+                raise BadRequest("nothing to change: give add_variants, remove_variants or "
+                                 f"settings under {strategy.name!r}")
+            config = dict(row["config"])
+            variants = dict(config["variants"])
+            for name, spec in add.items():
+                if name in variants:
+                    raise BadRequest(f"variant {name!r} already exists", field="add_variants")
+                variants[name] = (await self._arm(row["endpoint"], name, spec)).label
+            if len(variants) > 100:
+                raise BadRequest("at most 100 variants", field="add_variants")
+            for name in remove:
+                if name not in variants or name in add:
+                    raise BadRequest(f"cannot remove {name!r}: not a variant of "
+                                     f"{experiment_id}", field="remove_variants")
+            config["variants"] = variants
+            new_exp = experiment_of({**row, "config": config})
+            try:
+                new_settings = strategy.settings({**strategy.dump(settings), **own}, new_exp)
+                state = strategy.revise(settings, dict(row["state"] or {}), exp, new_settings,
+                                        new_exp, tuple(remove), time.time())
+                strategy.policy(new_settings, state, new_exp)  # it must still route
+            except SettingsError as exc:
+                raise _bad(exc) from None
+            except (ValueError, TypeError, KeyError) as exc:
+                raise BadRequest(f"invalid change of {experiment_id}: {exc}") from None
+            config[strategy.name] = strategy.dump(new_settings)
+            detail = {"added": {n: variants[n] for n in add}, "removed": list(remove),
+                      "settings": own}
+            try:
+                await asyncio.to_thread(self.store.update_experiment_config, experiment_id,
+                                        int(row["state_version"]), config, state, actor,
+                                        "update", reason[:2000], detail)
+            except StateConflict:
+                continue
+            await self.registry.refresh(force=True)
+            return await self.get(experiment_id)
+        raise Conflict(f"experiment {experiment_id} kept changing meanwhile; try again")
+
     async def apply_step(self, row: Mapping[str, Any], step: Step, actor: str,
                          fence: Fence | None = None) -> bool:
         """Carry out what a strategy's ``step`` returned (the controller's path). False when

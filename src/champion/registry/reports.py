@@ -1,9 +1,9 @@
 """Experiment reports: gather the sufficient statistics a strategy asks for, let it report.
 
 A strategy's ``needs`` names statistics (``arms``, ``units_since``, ``window``,
-``shadow_pairs``, ``mirroring``, ``details``) with their parameters; each has a gatherer
-here that reads the store. The strategy's ``report`` turns them into JSON. Nothing here
-names a strategy.
+``shadow_pairs``, ``mirroring``, ``details``, ``rewards``, ``pulls``) with their parameters; each
+has a gatherer here that reads the store. The strategy's ``report`` turns them into JSON.
+Nothing here names a strategy.
 """
 
 from __future__ import annotations
@@ -151,6 +151,24 @@ def gather_details(store: Store, row: Mapping[str, Any], params: Mapping[str, An
             "truncated": got["total"] > len(got["requests"])}
 
 
+def gather_rewards(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                   ctx: Context) -> dict[str, Any]:
+    """One metric's feedback credited to each arm by the request ids themselves (no join
+    with the request log): on-time and late counts, sums, per period, the newest values."""
+    return store.arm_rewards(row["id"], row["endpoint"], str(params["metric"]),
+                             window_seconds=float(params["window_seconds"]),
+                             cutoff=float(params["cutoff"]),
+                             period=int(params.get("period", 3600)),
+                             newest=int(params.get("newest", 0)))
+
+
+def gather_pulls(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
+                 ctx: Context) -> dict[str, Any]:
+    """Per arm, from the request log: requests, errors, answered (before a cutoff), recent."""
+    return store.arm_pulls(row["id"], cutoff=float(params["cutoff"]),
+                           recent_since=float(params["recent_since"]))
+
+
 GATHERERS: dict[str, Gatherer] = {
     "arms": gather_arms,
     "units_since": gather_units_since,
@@ -159,6 +177,8 @@ GATHERERS: dict[str, Gatherer] = {
     "shadow_pairs": gather_shadow_pairs,
     "mirroring": gather_mirroring,
     "details": gather_details,
+    "rewards": gather_rewards,
+    "pulls": gather_pulls,
 }
 
 

@@ -4,7 +4,7 @@ No I/O, no clock; randomness is hashed from request / unit ids (spec §0.1, §3.
 from an ``rng`` passed in. Adding a policy = one module + one import line below.
 """
 
-from champion.routing import ab, shadow  # noqa: F401  (import registers the policies)
+from champion.routing import ab, allocation, shadow  # noqa: F401  (import registers them)
 from champion.routing.ab import (
     ABPolicy,
     apportion,
@@ -15,6 +15,7 @@ from champion.routing.ab import (
     owner_counts,
     reweight_owners,
 )
+from champion.routing.allocation import AllocationPolicy
 from champion.routing.base import (
     POLICY_REGISTRY,
     RoutingDecision,
@@ -31,6 +32,7 @@ __all__ = [
     "BUCKETS",
     "POLICY_REGISTRY",
     "ABPolicy",
+    "AllocationPolicy",
     "RoutingDecision",
     "RoutingPolicy",
     "RoutingRequest",

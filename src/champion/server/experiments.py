@@ -118,6 +118,15 @@ async def reweight(request: Request) -> Response:
         request.path_params["id"], weights, actor(request), _reason(body)))
 
 
+async def update(request: Request) -> Response:
+    """PATCH /api/experiments/{id}: add or remove variants, change the strategy's settings
+    (as far as the strategy allows)."""
+    st = _state(request)
+    body = await read_json(request, MAX_JSON)
+    return json_response(await st.registry.experiments.update(
+        request.path_params["id"], body, actor(request)))
+
+
 async def _row(st: State, exp_id: str) -> dict[str, Any]:
     row = await asyncio.to_thread(st.store.get_experiment, exp_id)
     if row is None:
@@ -155,6 +164,7 @@ def routes() -> list[Route]:
         Route("/api/experiments", create, methods=["POST"]),
         Route("/api/experiments", find, methods=["GET"]),
         Route("/api/experiments/{id}", get, methods=["GET"]),
+        Route("/api/experiments/{id}", update, methods=["PATCH"]),
         Route("/api/experiments/{id}/report", report, methods=["GET"]),
         Route("/api/experiments/{id}/timeline", timeline, methods=["GET"]),
         Route("/api/experiments/{id}/weights", reweight, methods=["POST", "PUT"]),

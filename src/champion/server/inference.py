@@ -55,7 +55,7 @@ async def infer(request: Request) -> Response:
     name = request.path_params["name"]
     explicit = request.path_params.get("ref")
     ref = explicit or "production"
-    request_id = st.ids.new()
+    key = st.ids.key()  # routing hashes the key; the id issued at the end carries the arm
     target: Target | None = None
     active: Active | None = None
     decision: RoutingDecision | None = None
@@ -79,10 +79,10 @@ async def infer(request: Request) -> Response:
             if active is not None and not active.running:
                 active = None
         if active is not None:
-            decision = _route(request, st, active, request_id, unit, parsed)
+            decision = _route(request, st, active, key, unit, parsed)
             if decision.merge:
-                target, out, merged, batch_size = await _merged(st, active, decision,
-                                                                request_id, parsed)
+                target, out, merged, batch_size = await _merged(st, active, decision, key,
+                                                                parsed)
             else:
                 target = await _arm_target(st, active, decision.variant)
         else:
@@ -95,6 +95,8 @@ async def infer(request: Request) -> Response:
                                         call_options(parsed, timeout).timeout)
     except Exception as caught:
         exc = caught if isinstance(caught, ChampionError) else None
+        request_id = _issue(st, key, name, target, active,
+                            decision.variant if decision else None)
         if exc is None:  # a bug of ours: answered and logged like any failed call
             log.exception("%s %s/%s: unexpected error", request_id, name, ref)
             exc = ChampionError("internal server error; the server log has the details")
@@ -109,6 +111,7 @@ async def infer(request: Request) -> Response:
         return error_response(exc)
     latency = (time.perf_counter() - started) * 1000
     if active is None or decision is None:
+        request_id = _issue(st, key, name, target, None, None)
         variant = target.label
         payload = b"".join(
             (b'{"data":', out, b',"request_id":"', request_id.encode(), b'","variant":"',
@@ -122,6 +125,7 @@ async def infer(request: Request) -> Response:
             headers={"x-champion-request-id": request_id, "x-champion-variant": variant},
         )
     arm = merged.arm if merged is not None else decision.variant
+    request_id = _issue(st, key, name, target, active, arm)
     extra = b""
     if merged is not None and merged.extra:
         extra = b"," + orjson.dumps(dict(merged.extra), option=_JSON_OPTS)[1:-1]
@@ -147,6 +151,17 @@ def _context(parsed: dict[str, Any]) -> dict[str, Any]:
     """The body's other top-level scalars (e.g. ``page``): what a policy may look at."""
     return {k: v for k, v in parsed.items() if k not in ("data", "unit", "batch")
             and isinstance(v, (str, int, float, bool)) and len(str(v)) <= 256}
+
+
+def _issue(st: State, key: str, name: str, target: Target | None, active: Active | None,
+           arm: str | None) -> str:
+    """The signed request id: the key, and what served it (the endpoint's version, the
+    experiment and the arm's index), so feedback is credited from the id alone."""
+    version = target.version if target is not None and target.deployment == name else None
+    if active is None:
+        return st.ids.issue(key, version=version)
+    index = active.exp.variants.index(arm) if arm in active.arms else None
+    return st.ids.issue(key, version=version, experiment=active.id, arm=index)
 
 
 def _route(request: Request, st: State, active: Active, request_id: str,

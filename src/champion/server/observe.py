@@ -70,6 +70,7 @@ async def feedback(request: Request) -> Response:
             f"{len(errors)} of {n_items} feedback items are invalid; nothing was stored",
             errors=[e.to_dict() for e in errors[:100]],
         )
+    await _name_arms(st, name, [r for _, r in rows])
     fresh = await asyncio.to_thread(st.store.insert_feedback, [r for _, r in rows])
     accepted = sum(fresh)
     duplicates = [i for (i, _), new in zip(rows, fresh, strict=True) if not new]
@@ -82,6 +83,29 @@ async def feedback(request: Request) -> Response:
         result["errors"] = [e.to_dict() for e in errors[:1000]]
         result["rejected"] = len(errors)
     return json_response(result)
+
+
+async def _name_arms(st: State, name: str, rows: list[dict[str, Any]]) -> None:
+    """Fill in the arm that served each attributed row: its request id carries the
+    experiment and the arm's index among the experiment's variants (which only grow)."""
+    wanted = {r["experiment"] for r in rows
+              if r.get("experiment") and r.get("arm_index") is not None}
+    if not wanted:
+        return
+    variants: dict[str, tuple[str, ...]] = {}
+    active = st.registry.experiment_for(name)
+    for exp_id in wanted:
+        if active is not None and active.id == exp_id:
+            variants[exp_id] = active.exp.variants
+            continue
+        row = await asyncio.to_thread(st.store.get_experiment, exp_id)
+        if row is not None:
+            variants[exp_id] = tuple(row["config"]["variants"])
+    for r in rows:
+        names = variants.get(r.get("experiment") or "")
+        index = r.get("arm_index")
+        if names is not None and index is not None and 0 <= index < len(names):
+            r["arm"] = names[index]
 
 
 # ------------------------------------------------------------------ metrics

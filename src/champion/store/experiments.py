@@ -159,6 +159,39 @@ class ExperimentStoreMixin(LeaseMixin):
                     from_status=status, to_status=status, reason=reason, detail=detail or {}))
             return expect_version + 1
 
+    def update_experiment_config(
+        self,
+        experiment_id: str,
+        expect_version: int,
+        config: dict[str, Any],
+        state: dict[str, Any],
+        actor: str,
+        event: str,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Replace the config and the hot state together if the state is still at
+        ``expect_version`` (a change of variants or settings while it exists); the new
+        version, which every process follows as it follows any state change. Raises
+        StateConflict when another writer moved the state first."""
+        now = time.time()
+        e = t.experiments
+        with self.write() as conn:
+            updated = conn.execute(
+                sa.update(e)
+                .where(e.c.id == experiment_id, e.c.state_version == expect_version)
+                .values(config=config, state=state, state_version=expect_version + 1)
+            ).rowcount
+            if not updated:
+                raise StateConflict(experiment_id)
+            status = conn.execute(sa.select(e.c.status).where(e.c.id == experiment_id)
+                                  ).scalar_one()
+            conn.execute(sa.insert(t.experiment_events).values(
+                experiment_id=experiment_id, ts=now, actor=actor, action=event,
+                from_status=status, to_status=status, reason=reason, detail=detail or {}))
+            self._bump(conn)
+            return expect_version + 1
+
     def active_state_versions(self) -> dict[str, int]:
         """Experiment id -> state version, for every running or paused experiment."""
         e = t.experiments
@@ -366,3 +399,80 @@ class ExperimentStoreMixin(LeaseMixin):
                 if wanted is None or rid in wanted:
                     feedback[rid].append({"label": label, "value": value, "ts": float(ts)})
         return {"requests": rows, "total": total, "feedback": dict(feedback)}
+
+    # ------------------------------------------------------------ rewards credited by id
+
+    def arm_rewards(self, experiment_id: str, endpoint: str, metric: str, *,
+                    window_seconds: float, cutoff: float, period: int = 3600,
+                    newest: int = 0) -> Row:
+        """One metric's feedback credited to the experiment's arms by the request ids
+        themselves (the rows' ``experiment`` and ``arm``; no join with the request log).
+
+        A reward is *on time* when it came at most ``window_seconds`` after its request was
+        served, else *late* (counted, not used). Gives ``arms``: per arm the on-time
+        ``n``, ``sum``, ``sum_sq``, ``min``, ``max``, ``non_binary`` (values not 0 or 1),
+        ``late``, and ``n_before`` / ``sum_before`` (rewards of requests served before
+        ``cutoff``); ``periods``: ``[start, arm, n, sum, sum_sq]`` per ``period`` seconds of
+        serving time; ``newest``: ``[arm, value]`` of the ``newest`` on-time rewards, the
+        most recently served first."""
+        f = t.feedback
+        base = [f.c.experiment == experiment_id, f.c.metric == metric,
+                f.c.deployment == endpoint, f.c.value.is_not(None), f.c.arm.is_not(None),
+                f.c.served_at.is_not(None)]
+        on_time = (f.c.ts - f.c.served_at) <= window_seconds
+        before = f.c.served_at < cutoff
+        one = sa.literal(1)
+
+        def when(cond: Any, value: Any) -> Any:
+            return sa.func.sum(sa.case((cond, value), else_=0))
+
+        out: Row = {"arms": {}, "periods": [], "newest": []}
+        with self.engine.connect() as conn:
+            q = (sa.select(
+                f.c.arm, when(on_time, one), when(on_time, f.c.value),
+                when(on_time, f.c.value * f.c.value),
+                sa.func.min(sa.case((on_time, f.c.value), else_=None)),
+                sa.func.max(sa.case((on_time, f.c.value), else_=None)),
+                when(sa.and_(on_time, f.c.value.not_in([0.0, 1.0])), one),
+                when(sa.not_(on_time), one), when(sa.and_(on_time, before), one),
+                when(sa.and_(on_time, before), f.c.value))
+                .where(*base).group_by(f.c.arm))
+            for arm, n, s, ss, lo, hi, nb, late, n_before, s_before in conn.execute(q):
+                out["arms"][arm] = {
+                    "n": int(n or 0), "sum": float(s or 0.0), "sum_sq": float(ss or 0.0),
+                    "min": None if lo is None else float(lo),
+                    "max": None if hi is None else float(hi),
+                    "non_binary": int(nb or 0), "late": int(late or 0),
+                    "n_before": int(n_before or 0), "sum_before": float(s_before or 0.0)}
+            served = sa.cast(f.c.served_at, sa.Integer)
+            start = served - served % max(int(period), 1)
+            q2 = (sa.select(start.label("p"), f.c.arm, sa.func.count(), sa.func.sum(f.c.value),
+                            sa.func.sum(f.c.value * f.c.value))
+                  .where(*base, on_time).group_by("p", f.c.arm).order_by("p"))
+            out["periods"] = [[int(p), arm, int(n), float(s), float(ss)]
+                              for p, arm, n, s, ss in conn.execute(q2)]
+            if newest > 0:
+                q3 = (sa.select(f.c.arm, f.c.value).where(*base, on_time)
+                      .order_by(f.c.served_at.desc(), f.c.id.desc()).limit(newest))
+                out["newest"] = [[arm, float(v)] for arm, v in conn.execute(q3)]
+        return out
+
+    def arm_pulls(self, experiment_id: str, *, cutoff: float, recent_since: float) -> Row:
+        """Per arm, from the request log (the record of serving): ``requests``, ``errors``
+        (5xx), ``answered`` (status below 400, so a reward may come), ``answered_before``
+        (of those, served before ``cutoff``) and ``recent`` (requests since
+        ``recent_since``)."""
+        r = t.requests
+
+        def when(cond: Any) -> Any:
+            return sa.func.sum(sa.case((cond, 1), else_=0))
+
+        q = (sa.select(r.c.arm, sa.func.count(), when(r.c.status >= 500),
+                       when(r.c.status < 400), when(sa.and_(r.c.status < 400, r.c.ts < cutoff)),
+                       when(r.c.ts >= recent_since))
+             .where(r.c.experiment == experiment_id, r.c.arm.is_not(None))
+             .group_by(r.c.arm))
+        with self.engine.connect() as conn:
+            return {arm: {"requests": int(n), "errors": int(e or 0), "answered": int(ok or 0),
+                          "answered_before": int(old or 0), "recent": int(recent or 0)}
+                    for arm, n, e, ok, old, recent in conn.execute(q)}

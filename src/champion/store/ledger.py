@@ -215,7 +215,8 @@ class LedgerMixin:
         if not items:
             return []
         stored: set[tuple[str, str]] = set()
-        cols = ("ts", "deployment", "request_id", "unit", "metric", "value", "label", "dedup")
+        cols = ("ts", "deployment", "request_id", "unit", "metric", "value", "label", "dedup",
+                "experiment", "arm", "version", "served_at")
         with self.write() as conn:
             mark = "%s" if conn.dialect.name == "postgresql" else "?"
             row_marks = "(" + ", ".join([mark] * len(cols)) + ")"
@@ -226,7 +227,7 @@ class LedgerMixin:
                        + ", ".join([row_marks] * len(chunk))
                        + " ON CONFLICT (deployment, dedup, metric) DO NOTHING"
                        " RETURNING dedup, metric")
-                params = tuple(item[c] for item in chunk for c in cols)
+                params = tuple(item.get(c) for item in chunk for c in cols)
                 for dedup, metric in conn.exec_driver_sql(sql, params):
                     stored.add((dedup, metric))
         fresh: list[bool] = []

@@ -331,6 +331,20 @@ def _v8_version_status_and_origin(op: Operations) -> None:
         batch.add_column(sa.Column("origin", sa.JSON, nullable=True))
 
 
+def _v9_feedback_attribution(op: Operations) -> None:
+    """What served each request, on its feedback rows: the experiment, the arm, the version
+    and when, as the request's signed id carries them, so that feedback is credited without
+    the request log; an index for an experiment's rewards of one metric in serving order."""
+    with op.batch_alter_table("feedback") as batch:
+        batch.add_column(sa.Column("experiment", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("arm", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("version", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("served_at", sa.Float, nullable=True))
+    op.create_index("ix_feedback_experiment", "feedback", ["experiment", "metric", "served_at"],
+                    sqlite_where=sa.text("experiment IS NOT NULL"),
+                    postgresql_where=sa.text("experiment IS NOT NULL"))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -340,6 +354,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v6_strategies_and_controller,
     _v7_rollups_per_writer,
     _v8_version_status_and_origin,
+    _v9_feedback_attribution,
 ]
 
 LATEST = len(STEPS)

@@ -117,11 +117,20 @@ feedback = sa.Table(
     sa.Column("label", sa.Text, nullable=True),
     # request id (or unit + event id): with metric, what makes a retried feedback a duplicate
     sa.Column("dedup", sa.String(320), nullable=True),
+    # what served the request, as its signed id carries it (events/ids.py): feedback is
+    # credited from these, not by joining the request log (whose row may be lost)
+    sa.Column("experiment", sa.String(32), nullable=True),
+    sa.Column("arm", sa.String(64), nullable=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("served_at", sa.Float, nullable=True),
     sa.UniqueConstraint("deployment", "dedup", "metric", name="uq_feedback_dedup"),
 )
 sa.Index("ix_feedback_deployment_ts", feedback.c.deployment, feedback.c.ts)
 sa.Index("ix_feedback_request_id", feedback.c.request_id)
 sa.Index("ix_feedback_unit", feedback.c.deployment, feedback.c.unit)
+sa.Index("ix_feedback_experiment", feedback.c.experiment, feedback.c.metric,
+         feedback.c.served_at, sqlite_where=feedback.c.experiment.is_not(None),
+         postgresql_where=feedback.c.experiment.is_not(None))
 
 # Rollups are kept per writer (one per server process): two replicas never update the same
 # row, so the request log's writers never wait on each other; readers sum over writers.

@@ -6,7 +6,7 @@ the server's ``strategy_modules`` setting) registers more by calling :func:`regi
 it is imported. Adding a strategy is one new module plus, for a built-in, one line below.
 """
 
-from champion.strategies import ab, canary, interleave, shadow  # noqa: F401  (import registers them)
+from champion.strategies import ab, bandit, canary, interleave, shadow  # noqa: F401  (import registers them)
 from champion.strategies.base import (
     STRATEGIES,
     Answer,

@@ -107,7 +107,9 @@ class Step:
     ``action`` is a transition (``"stop"``) with its ``decision`` (``{"promote": variant}``
     or ``{"action": "rollback"}``); ``event`` names the state change in the experiment's
     history (None: not recorded there, e.g. a bandit's routine re-allocation); ``reason``
-    says why, for people.
+    says why, for people; ``point`` is added to the experiment's timeline when the step is
+    applied (a strategy whose every decision belongs on the timeline, e.g. each of a
+    bandit's re-allocations, returns it here rather than from ``snapshot``).
     """
 
     state: State | None = None
@@ -115,6 +117,7 @@ class Step:
     decision: Mapping[str, Any] | None = None
     reason: str = ""
     event: str | None = None
+    point: Mapping[str, Any] | None = None
 
 
 class Strategy(ABC, Generic[S]):
@@ -206,6 +209,15 @@ class Strategy(ABC, Generic[S]):
                    report: Mapping[str, Any] | None) -> str | None:
         """The variant ``promote`` picks when none is named (None: one must be named)."""
         return None
+
+    def revise(self, settings: S, state: State, exp: Experiment, new_settings: S,
+               new_exp: Experiment, removed: tuple[str, ...], now: float) -> State:
+        """The state after a change made while the experiment exists: new settings, variants
+        added (appended to ``new_exp.variants``) or ``removed`` (they stay in the variants,
+        so what was served by them keeps its name; the strategy stops routing to them).
+        Raise ``SettingsError`` to refuse (the default: nothing can be changed)."""
+        raise SettingsError("", f"{self.name} experiments cannot be changed once created; "
+                            "stop this one and create another")
 
 
 # --------------------------------------------------------------------------- registry
