@@ -114,3 +114,16 @@ def test_the_strategy_name_check_can_fail(source: str) -> None:
                                                    for c in (n.left, *n.comparators)))
             or (isinstance(n, ast.Subscript) and _names_strategy(n.slice, names))]
     assert hits
+
+
+def test_starting_the_server_does_not_import_scipy_or_alembic():
+    # `champion serve` → ready is a target (≤ 1 s): scipy (~0.6 s) loads when a report or a
+    # policy update first needs it, alembic only when an existing store needs a migration.
+    import subprocess
+    import sys
+
+    code = ("import sys, champion.main, champion.server.app, champion.strategies; "
+            "print(sorted(m for m in ('scipy', 'alembic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
