@@ -1,6 +1,6 @@
 """The Ray runtime: each version a Ray Serve deployment on a Ray cluster.
 
-One Serve application per version (``champion~STORE~NAME~NUMBER``, one deployment in it),
+One Serve application per version (``champion~STORE~NAME~MANIFEST``, one deployment in it),
 created on the version's deploy (or its first call, on a server that has not seen it yet),
 with ``num_replicas`` from the deployment's ``workers`` setting, or Serve's autoscaling
 between ``workers`` and ``max_workers`` replicas; deleted with the deployment. Each replica
@@ -71,8 +71,7 @@ def check_address(address: str, timeout: float = 3.0) -> str | None:
         with socket.create_connection((host, int(port)), timeout=timeout):
             return None
     except OSError as exc:
-        return (f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} "
-                "(is `ray start --head` running there, and the port open?)")
+        return f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}"
 
 
 def _fault(reply: bytes) -> ChampionError:
@@ -205,13 +204,16 @@ class RayRuntime(BaseRuntime):
 
     # -------------------------------------------------------------- versions
 
-    def app_name(self, key: VersionKey) -> str:
-        return SEP.join(("champion", self.store_id, key[0], str(key[1])))
+    def app_name(self, spec: PoolSpec) -> str:
+        """``champion~STORE~NAME~MANIFEST``: the same on every server process of one store,
+        and the same for a deploy's load check and the version it becomes."""
+        digest = hashlib.sha256(orjson.dumps(spec.manifest, option=orjson.OPT_SORT_KEYS))
+        return SEP.join(("champion", self.store_id, spec.key[0], digest.hexdigest()[:16]))
 
     def _version(self, spec: PoolSpec) -> RayVersion:
         v = self.versions_.get(spec.key)
         if v is None:
-            v = self.versions_[spec.key] = RayVersion(self, spec, self.app_name(spec.key))
+            v = self.versions_[spec.key] = RayVersion(self, spec, self.app_name(spec))
         elif v.spec is not spec and _replicas(v.spec) != _replicas(spec):
             v.spec = spec
             v.ready, v.reuse = None, False  # redeployed with the new replica count
@@ -256,7 +258,9 @@ class RayRuntime(BaseRuntime):
             "max_ongoing_requests": spec.depth,
             "ray_actor_options": {"num_cpus": self.replica_cpus},
             "health_check_period_s": 2.0,
-            "graceful_shutdown_timeout_s": 2.0,
+            # a deleted version's replicas go at once (their calls have answered by then)
+            "graceful_shutdown_wait_loop_s": 0.2,
+            "graceful_shutdown_timeout_s": 1.0,
             # no access-log line per call in the replicas' logs (champion keeps its own)
             "logging_config": {"enable_access_log": False, "log_level": "WARNING"},
         }
@@ -286,22 +290,19 @@ class RayRuntime(BaseRuntime):
         await self.ensure(self._version(_foreground(spec)))
 
     def adopt(self, old: VersionKey, spec: PoolSpec) -> None:
-        """The deploy's check ran under a provisional name: the version gets its own
-        application now (in the background; its first call waits for it), and the
-        provisional one is deleted."""
+        """The deploy's check ran under a provisional key; its application is named for
+        the manifest, so it is the version's own: only the key changes."""
         checked = self.versions_.pop(old, None)
         if checked is None:
             return
         v = self._version(spec)
-        self._track(asyncio.ensure_future(self._delete_apps([checked.app])))
-        self._track(asyncio.ensure_future(self.ensure(v)))
-
-    def _track(self, task: asyncio.Future[Any]) -> None:
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if v.app == checked.app and v.ready is None:
+            v.handle, v.ready = checked.handle, checked.ready
 
     async def stop(self, key: VersionKey) -> None:
         v = self.versions_.pop(key, None)
-        await self._delete_apps([v.app if v else self.app_name(key)])
+        if v is not None and not any(o.app == v.app for o in self.versions_.values()):
+            await self._delete_apps([v.app])
 
     async def stop_deployment(self, name: str) -> None:
         """Delete every version's application of ``name``, including those another
