@@ -75,6 +75,9 @@ def run_server(config: Config) -> None:
         why = ray_missing() or check_address(config.ray_address)
         if why:
             fail(why)
+        if config.replicas > 1 and not config.ray_address:
+            fail("--replicas with --runtime ray needs --ray-address: the replicas share one "
+                 "Ray cluster (start one with `ray start --head`)")
     busy = port_in_use(config.host, config.port)
     if busy:
         fail(f"cannot listen on {config.host}:{config.port}: {busy} (is another champion "
