@@ -165,7 +165,7 @@ class RayRuntime(BaseRuntime):
         self.versions_: dict[VersionKey, RayVersion] = {}
         self._connected: asyncio.Future[None] | None = None
         self._started_local = False
-        self.restarts = 0
+        self._deleting: set[asyncio.Future[None]] = set()
 
     # -------------------------------------------------------------- connection
 
@@ -306,13 +306,22 @@ class RayRuntime(BaseRuntime):
 
     async def stop_deployment(self, name: str) -> None:
         """Delete every version's application of ``name``, including those another
-        server process created."""
+        server process created: in the background (Serve drains the replicas), so that the
+        deployment's deletion answers at once."""
         for key in [k for k in self.versions_ if k[0] == name]:
             self.versions_.pop(key, None)
-        if self._connected is None:
+        task = asyncio.ensure_future(self._delete_deployment(name))
+        self._deleting.add(task)
+        task.add_done_callback(self._deleting.discard)
+
+    async def _delete_deployment(self, name: str) -> None:
+        try:
             await self._connect_once()
-        prefix = SEP.join(("champion", self.store_id, name, ""))
-        apps = await asyncio.to_thread(self._apps_with, prefix)
+            prefix = SEP.join(("champion", self.store_id, name, ""))
+            apps = await asyncio.to_thread(self._apps_with, prefix)
+        except Exception as exc:
+            log.warning("could not list the Ray Serve applications of %s: %s", name, exc)
+            return
         await self._delete_apps(apps)
 
     def _apps_with(self, prefix: str) -> list[str]:
@@ -358,6 +367,8 @@ class RayRuntime(BaseRuntime):
         """Forget the handles; the applications stay (shared with other server processes)
         unless this process started its own local Ray instance."""
         self.versions_.clear()
+        if self._deleting:  # deletions under way finish before the server exits
+            await asyncio.wait(list(self._deleting), timeout=10)
         if self._connected is None or not self._connected.done():
             return
         if self._started_local:
