@@ -232,10 +232,14 @@ def test_micro_batching_merges_concurrent_requests(rt, client, name):
     assert [[i, y["y"]] for i, y in out] == [[7, 2], [8, 4]]
 
 
-def test_a_version_that_fails_to_load_fails_its_deploy(client, unique_name):
-    with pytest.raises(DeployError, match="ZeroDivisionError"):
+def test_a_version_that_fails_to_load_fails_its_deploy(rt, client, unique_name, request):
+    with pytest.raises(DeployError, match="ZeroDivisionError") as info:
         client.deploy(uses_broken, unique_name)
+    assert ":-" not in str(info.value)  # no provisional number leaks into the message
     assert unique_name not in [d["name"] for d in client.deployments()]
+    if rt.runtime == "ray":  # the load check's Serve application went with it
+        cluster = request.getfixturevalue("ray_cluster")
+        assert not [a for a in cluster.apps() if f"~{unique_name}~" in a]
 
 
 class FailsToLoad:
