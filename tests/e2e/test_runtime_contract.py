@@ -40,12 +40,10 @@ def pid_after(seconds):
 
 
 def raises(x):
-    raise ValueError(f"cannot score {x!r}")
-
-
-def fails_on_three(x):
     if x == 3:
         raise KeyError("three")
+    if isinstance(x, str):
+        raise ValueError(f"cannot score {x!r}")
     return x
 
 
@@ -131,7 +129,8 @@ def test_single_and_batch_requests_answer_the_same_on_both_runtimes(rt, client, 
         assert latest.json()["data"] == 21
 
 
-def test_model_exception_is_500_with_its_type_and_message(rt, client, name):
+def test_model_exception_is_500_with_its_type_and_message_and_its_batch_row(
+        rt, client, name):
     client.deploy(raises, name)
     with rt.http() as http:
         resp = http.post(f"/v1/{name}", json={"data": "abc"})
@@ -141,13 +140,7 @@ def test_model_exception_is_500_with_its_type_and_message(rt, client, name):
         assert "ValueError" in err["message"] and "cannot score 'abc'" in err["message"]
         assert "Traceback" not in resp.text
         # the version survives its exception
-        assert http.post(f"/v1/{name}", json={"data": 1}).status_code == 500
-    with pytest.raises(ModelError):
-        client.predict(name, 2)
-
-
-def test_model_exception_in_a_batch_names_the_row(client, name):
-    client.deploy(fails_on_three, name)
+        assert http.post(f"/v1/{name}", json={"data": 1}).json()["data"] == 1
     with pytest.raises(ModelError, match=r"KeyError: 'three' \(batch row 1\)"):
         client.predict(name, [[10, 1], [11, 3], [12, 4]])
 
@@ -298,14 +291,44 @@ def on_ray(rt) -> Any:
     return rt
 
 
-def test_workers_become_serve_replicas_and_delete_removes_the_application(
+def replica_after(seconds):
+    """The pid of the Ray replica (the worker process's parent), after ``seconds``."""
+    time.sleep(seconds)
+    return os.getppid()
+
+
+def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
         on_ray, client, ray_cluster, name):
-    client.deploy(pid_after, name, workers=2)
+    """workers=2: two Serve replicas (two Ray actors). One is SIGKILLed during calls: those
+    on it answer 502, those on the other 200; Serve replaces it; deleting the deployment
+    deletes its Serve application."""
+    import signal
+
+    client.deploy(replica_after, name, workers=2)
     with ThreadPoolExecutor(8) as pool:
-        pids = set(pool.map(lambda _: client.predict(name, 0.3), range(8)))
-    assert len(pids) == 2  # two replicas, each with its worker process
-    apps = [a for a in ray_cluster.apps() if f"~{name}~" in a]
-    assert len(apps) == 1
+        actors = set(pool.map(lambda _: client.predict(name, 0.3), range(8)))
+    assert len(actors) == 2
+    assert len([a for a in ray_cluster.apps() if f"~{name}~" in a]) == 1
+    victim = min(actors)
+    with ThreadPoolExecutor(4) as pool, on_ray.http() as http:
+        slow = [pool.submit(lambda: httpx.post(f"{on_ray.url}/v1/{name}", json={"data": 3},
+                                               timeout=60)) for _ in range(4)]
+        time.sleep(1.0)  # the four calls are running, spread over both replicas
+        os.kill(victim, signal.SIGKILL)  # a Ray actor of this session's own instance
+        statuses = sorted(f.result().status_code for f in slow)
+        assert 502 in statuses and 200 in statuses, statuses
+        crashed = next(f.result() for f in slow if f.result().status_code == 502)
+        assert crashed.json()["error"]["type"] == "worker_crashed"
+        # Serve replaces the replica; meanwhile the survivor keeps answering
+        deadline, seen = time.monotonic() + 60, set()
+        while time.monotonic() < deadline and len(seen - {victim}) < 2:
+            resp = http.post(f"/v1/{name}", json={"data": 0})
+            if resp.status_code == 200:
+                seen.add(resp.json()["data"])
+            else:
+                assert resp.status_code == 502, resp.text
+                time.sleep(0.1)
+    assert len(seen - {victim}) == 2, seen
     client.delete(name)
     deadline = time.monotonic() + 20
     while [a for a in ray_cluster.apps() if f"~{name}~" in a]:
