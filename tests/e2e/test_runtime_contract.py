@@ -292,9 +292,17 @@ def on_ray(rt) -> Any:
 
 
 def replica_after(seconds):
-    """The pid of the Ray replica (the worker process's parent), after ``seconds``."""
+    """The pids of the Ray replica (the worker process's parent) and of the worker."""
     time.sleep(seconds)
-    return os.getppid()
+    return [os.getppid(), os.getpid()]
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
@@ -306,7 +314,8 @@ def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
 
     client.deploy(replica_after, name, workers=2)
     with ThreadPoolExecutor(8) as pool:
-        actors = set(pool.map(lambda _: client.predict(name, 0.3), range(8)))
+        pids = dict(pool.map(lambda _: client.predict(name, 0.3), range(8)))
+    actors = set(pids)
     assert len(actors) == 2
     assert len([a for a in ray_cluster.apps() if f"~{name}~" in a]) == 1
     victim = min(actors)
@@ -324,11 +333,12 @@ def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
         while time.monotonic() < deadline and len(seen - {victim}) < 2:
             resp = http.post(f"/v1/{name}", json={"data": 0})
             if resp.status_code == 200:
-                seen.add(resp.json()["data"])
+                seen.add(resp.json()["data"][0])
             else:
                 assert resp.status_code == 502, resp.text
                 time.sleep(0.1)
     assert len(seen - {victim}) == 2, seen
+    assert gone(pids[victim])  # its worker process went with it, mid-call
     client.delete(name)
     deadline = time.monotonic() + 20
     while [a for a in ray_cluster.apps() if f"~{name}~" in a]:

@@ -32,6 +32,10 @@ class VersionReplica:
     """Serve calls ``call`` (several at once; the worker runs them one by one, in order)."""
 
     def __init__(self, spec: dict[str, Any], artifacts: str) -> None:
+        # The worker dies with this actor (Serve stopping it, its node lost, a SIGKILL).
+        os.environ["CHAMPION_DIE_WITH_PARENT"] = "1"
+        if spec.get("environ") is not None:
+            spec = {**spec, "environ": {**spec["environ"], "CHAMPION_DIE_WITH_PARENT": "1"}}
         spec = {**spec, "key": tuple(spec["key"]), "workers": 1}
         self.pool = VersionPool(PoolSpec(**spec), Path(artifacts), zygotes=None)
 
