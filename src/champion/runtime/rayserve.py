@@ -103,7 +103,9 @@ class RayVersion:
 
     async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]:
         """A CALL frame on one of the replicas: (protocol kind, body), or a ChampionError."""
-        await self.runtime.ensure(self)
+        ready = self.ready
+        if ready is None or not ready.done() or ready.exception() is not None:
+            await self.runtime.ensure(self)
         self.calls += 1
         self.last_used = time.monotonic()
         limit = timeout or self.spec.timeout
@@ -120,7 +122,13 @@ class RayVersion:
         except ChampionError:
             raise
         except Exception as exc:
-            raise _ray_error(self.label, exc) from None
+            err = _ray_error(self.label, exc)
+            if isinstance(err, Unreachable) or not isinstance(
+                    err, (WorkerCrashed, ModelTimeout, Unavailable)):
+                # The application may be gone (deleted elsewhere, the cluster restarted):
+                # the next call looks it up again and recreates it if need be.
+                self.ready = None
+            raise err from None
         if kind == FAULT:
             raise _fault(reply)
         return int(kind), reply
