@@ -366,6 +366,70 @@ class ChampionInterleaveIO(ChampionRanker):
         _warm(client, exp)
 
 
+class ChampionReplicas(Champion):
+    name = "champion-replicas"
+    title = ("champion serve --replicas 2: two server processes on one port and one store "
+             "(SQLite here; PostgreSQL in production, docs/scaling.md)")
+    raw_latency = False
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        launch = super().launch(ctx, port, run_id)
+        launch.argv += ["--replicas", "2"]
+        return launch
+
+
+def _ray_skip() -> None:
+    try:
+        import ray  # noqa: F401
+        from ray import serve  # noqa: F401
+    except ImportError as exc:
+        raise Skip(f"Ray Serve is not installed ({exc}): pip install 'champion[ray]'") from None
+
+
+class ChampionRay(Champion):
+    """The server starts its own local Ray instance (no --ray-address) and runs the version
+    as a Ray Serve deployment of one replica: champion's HTTP front, Ray's execution."""
+
+    name = "champion-ray"
+    title = ("champion serve --runtime ray: the version a Ray Serve deployment (1 replica) "
+             "on a local Ray instance, called through a DeploymentHandle")
+    raw_latency = True
+    baseline = "rayserve"
+    startup_timeout = 180.0
+
+    def prepare(self, ctx: Context) -> None:
+        _ray_skip()
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        launch = super().launch(ctx, port, run_id)
+        launch.argv += ["--runtime", "ray"]
+        return launch
+
+    def versions(self) -> dict[str, str]:
+        return {**super().versions(), **_dist_versions("ray")}
+
+
+class RayServe(System):
+    """Ray Serve alone: its HTTP proxy and one deployment calling the same function."""
+
+    name = "rayserve"
+    title = "Ray Serve's own HTTP proxy, one deployment (1 replica) with the model in-process"
+    raw_latency = True
+    vs_floor: ClassVar[bool] = True  # a peer printed as a ratio to the floor too
+    startup_timeout = 180.0
+
+    def prepare(self, ctx: Context) -> None:
+        _ray_skip()
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        return Launch([sys.executable, "-m", "benchmarks.servers.rayserve_app", str(port)],
+                      env={"BENCH_MODEL_PICKLE": str(ctx.model_pickle),
+                           "RAY_USAGE_STATS_ENABLED": "0"})
+
+    def versions(self) -> dict[str, str]:
+        return _dist_versions("ray", "starlette", "uvicorn")
+
+
 # ---------------------------------------------------------------------------- others
 
 # The same scikit-learn and numpy as champion's environment, so the pickle loads unchanged.
@@ -471,7 +535,7 @@ SYSTEMS: dict[str, type[System]] = {
                               ChampionAB, ChampionCanary, ChampionBandit, ChampionShadow,
                               ChampionShadow10, ChampionBatched,
                               ChampionRanker, ChampionInterleave, ChampionRankerIO,
-                              ChampionInterleaveIO,
+                              ChampionInterleaveIO, ChampionReplicas, ChampionRay, RayServe,
                               MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system

@@ -404,6 +404,8 @@ def delete(name: str, yes: bool, url: str, token: str | None) -> None:
 @click.option("--timeout", type=float, default=None, help="Call timeout in seconds.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Seconds before idle workers are stopped.")
+@click.option("--max-workers", type=int, default=None,
+              help="Ray runtime: autoscale between --workers and this many replicas.")
 @click.option("--log-sample-rate", type=float, default=None,
               help="Share (0..1) of requests whose input and output are stored in the log.")
 @click.option("--log-payload-bytes", type=int, default=None,
@@ -417,14 +419,16 @@ def delete(name: str, yes: bool, url: str, token: str | None) -> None:
 @client_options
 @handle_errors
 def configure(name: str, workers: int | None, timeout: float | None,
-              idle_timeout: float | None, log_sample_rate: float | None,
+              idle_timeout: float | None, max_workers: int | None,
+              log_sample_rate: float | None,
               log_payload_bytes: int | None, log_redact: tuple[str, ...],
               batch_max_size: int | None, batch_max_wait_ms: float | None, url: str,
               token: str | None) -> None:
     """Change NAME's runtime, batching and request-log settings."""
     settings: dict[str, Any] = {
         k: v for k, v in (("workers", workers), ("timeout", timeout),
-                          ("idle_timeout", idle_timeout), ("log_sample_rate", log_sample_rate),
+                          ("idle_timeout", idle_timeout), ("max_workers", max_workers),
+                          ("log_sample_rate", log_sample_rate),
                           ("log_payload_bytes", log_payload_bytes),
                           ("batch_max_size", batch_max_size),
                           ("batch_max_wait_ms", batch_max_wait_ms)) if v is not None}

@@ -51,6 +51,8 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 SQL = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 CODE_LOADERS = {"cloudpickle", "pickle", "runpy", "marshal"}
+# Ray runs code shipped to it (a pickled class, a task): only runtime/ talks to a cluster.
+RAY = {"ray"}
 LOADS_NO_CODE = {"server", "registry", "controller", "store", "events", "strategies",
                  "routing", "analysis"}
 
@@ -74,6 +76,8 @@ def test_layers_import_only_what_the_design_allows() -> None:
                 problems.append(f"{rel} imports {name}: only store/ speaks SQL")
             if top in CODE_LOADERS and here in LOADS_NO_CODE:
                 problems.append(f"{rel} imports {name}: only runtime/ loads user code")
+            if top in RAY and here != "runtime":
+                problems.append(f"{rel} imports {name}: only runtime/ speaks to Ray")
     assert not problems, "\n".join(problems)
 
 

@@ -27,6 +27,7 @@ ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 RESERVED_ALIASES = frozenset({"latest"})
 DEPLOYMENT_CONFIG_KEYS: dict[str, type] = {
     "workers": int,
+    "max_workers": int,
     "timeout": float,
     "idle_timeout": float,
     "log_sample_rate": float,
