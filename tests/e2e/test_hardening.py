@@ -1,0 +1,138 @@
+"""Defects an outside probe found (issue 14), each pinned through the real server.
+
+An anonymous caller gets a 4xx in the one error shape for anything it can send, never a
+500, a traceback, a path or a driver's error text.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+JSON = {"content-type": "application/json"}
+
+
+def echo(x):
+    return x
+
+
+def batched_echo(xs):
+    return list(xs)
+
+
+@pytest.fixture()
+def http(server) -> Iterator[httpx.Client]:
+    with server.http() as h:
+        yield h
+
+
+def error_of(resp: httpx.Response, status: int, type_name: str | None = None) -> dict[str, Any]:
+    """The one error shape, checked; returns its ``error`` object."""
+    assert resp.status_code == status, resp.text[:500]
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert isinstance(err["type"], str) and err["type"]
+    assert isinstance(err["message"], str) and err["message"]
+    if type_name is not None:
+        assert err["type"] == type_name, err
+    assert "Traceback" not in resp.text and "/tmp" not in resp.text
+    return dict(err)
+
+
+def _nested(key: str, depth: int) -> bytes:
+    return (b'{"' + key.encode() + b'": ' + b"[" * depth + b"]" * depth) + b"}"
+
+
+@pytest.fixture()
+def served(client, unique_name) -> tuple[str, str]:
+    """A deployment and a request id it issued."""
+    client.deploy(echo, unique_name)
+    with httpx.Client(base_url=client.url, timeout=30) as h:
+        rid = h.post(f"/v1/{unique_name}", json={"data": 1}).json()["request_id"]
+    return unique_name, rid
+
+
+# ------------------------------------------------------------ anonymous 500s -> 400
+
+
+def test_feedback_with_a_non_ascii_request_id_is_400(http, served):
+    name, rid = served
+    forged = rid[:-1] + "\u00e9"
+    err = error_of(http.post(f"/v1/{name}/feedback", json={"request_id": forged, "reward": 1}),
+                   400)
+    assert "not issued by this server" in err["message"]
+    assert http.post(f"/v1/{name}/feedback",
+                     json={"request_id": rid, "reward": 1}).json()["accepted"] == 1
+
+
+@pytest.mark.parametrize("key", ["label", "clicks"])
+def test_feedback_nested_too_deeply_is_400(http, served, key):
+    name, rid = served
+    body = (b'{"request_id": "' + rid.encode() + b'", ' + _nested(key, 300)[1:])
+    err = error_of(http.post(f"/v1/{name}/feedback", content=body, headers=JSON), 400)
+    assert "nested too deeply" in err["message"] or "clicks" in err["message"]
+
+
+def test_deep_data_on_a_micro_batched_deployment_is_400(http, client, unique_name):
+    client.deploy(batched_echo, unique_name, batch_max_size=8)
+    for depth, status in [(200, 200), (253, 400), (300, 400), (1000, 400)]:
+        resp = http.post(f"/v1/{unique_name}", content=_nested("data", depth), headers=JSON)
+        if status == 400:
+            err = error_of(resp, 400, "invalid_input")
+            assert "nested too deeply" in err["message"]
+        else:
+            assert resp.status_code == 200, (depth, resp.text[:300])
+    assert http.post(f"/v1/{unique_name}", json={"data": 3}).json()["data"] == 3
+
+
+@pytest.mark.parametrize("field", ["unit", "event_id"])
+def test_nul_in_feedback_text_fields_is_400(http, served, field):
+    name, rid = served
+    item: dict[str, Any] = {"unit": "u\x00x", "metric": "m", "value": 1}
+    if field == "event_id":
+        item = {"request_id": rid, "clicks": [1], "event_id": "e\x00"}
+    err = error_of(http.post(f"/v1/{name}/feedback", json=item), 400)
+    assert field in err["message"]
+
+
+def test_nul_in_the_unit_header_of_an_inference_is_served(http, served):
+    name, _ = served
+    resp = http.post(f"/v1/{name}", json={"data": 1, "unit": "a\x00b"})
+    assert resp.status_code == 200, resp.text
+
+
+# ------------------------------------------------------------ keep-alive after a 500
+
+
+def _raw_exchange(port: int, requests: list[bytes]) -> list[bytes]:
+    """Send requests one after the other on one connection; the raw responses."""
+    out = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        f = s.makefile("rb")
+        for req in requests:
+            try:
+                s.sendall(req)
+            except OSError:
+                out.append(b"")
+                continue
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                chunk = f.read(1)
+                if not chunk:
+                    break
+                head += chunk
+            if not head:
+                out.append(b"")
+                continue
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            out.append(head + f.read(length))
+    return out
