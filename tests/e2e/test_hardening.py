@@ -123,7 +123,10 @@ def _raw_exchange(port: int, requests: list[bytes]) -> list[bytes]:
                 continue
             head = b""
             while not head.endswith(b"\r\n\r\n"):
-                chunk = f.read(1)
+                try:
+                    chunk = f.read(1)
+                except OSError:
+                    chunk = b""
                 if not chunk:
                     break
                 head += chunk
@@ -136,3 +139,26 @@ def _raw_exchange(port: int, requests: list[bytes]) -> list[bytes]:
                     length = int(line.split(b":")[1])
             out.append(head + f.read(length))
     return out
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory) -> Iterator[Any]:
+    from tests.conftest import Server
+
+    srv = Server(tmp_path_factory.mktemp("faulty"),
+                 extra_args=["--strategy-modules", "tests.e2e.faults"])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_an_unexpected_500_closes_the_connection_saying_so(faulty):
+    get = b"GET /healthz%s HTTP/1.1\r\nHost: x\r\n\r\n"
+    first, = _raw_exchange(faulty.port, [get % b"?fault=raise"])
+    head = first.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 500"), first
+    assert b"\r\nconnection: close" in head, head
+    assert b"/srv/secret" not in first and b"Traceback" not in first
+    assert b"internal server error" in first
+    # on a new connection the server answers as before
+    assert httpx.get(faulty.url + "/healthz").status_code == 200

@@ -72,7 +72,10 @@ async def _champion_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     ref = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
-    return error_response(ChampionError(f"internal server error (reference {ref})"))
+    # Starlette re-raises after this answer and the server then drops the connection: say
+    # so, or a keep-alive client sends its next request into a closed socket and loses it.
+    return error_response(ChampionError(f"internal server error (reference {ref})"),
+                          {"connection": "close"})
 
 
 def _gauges(st: State) -> dict[str, tuple[str, str, float]]:
