@@ -162,3 +162,31 @@ def test_an_unexpected_500_closes_the_connection_saying_so(faulty):
     assert b"internal server error" in first
     # on a new connection the server answers as before
     assert httpx.get(faulty.url + "/healthz").status_code == 200
+
+
+# ------------------------------------------------------------ made-up names
+
+
+def test_made_up_names_leave_no_log_rows_and_no_metric_series(server, http, client,
+                                                              unique_name):
+    made_up = unique_name
+    for _ in range(3):
+        assert http.post(f"/v1/{made_up}", content=b"{oops", headers=JSON).status_code == 400
+        assert http.post(f"/v1/{made_up}", content=b"{}",
+                         headers={"content-type": "text/plain"}).status_code == 415
+        assert http.post(f"/v1/{made_up}", json={"data": 1}).status_code == 404
+        assert http.post(f"/v1/{made_up}/latest", json={"x": 1}).status_code in (400, 404)
+    assert made_up not in http.get("/metrics").text
+    assert server.log().count(made_up) <= 1
+    # were there rows, the deployment made under that name now would show them
+    client.deploy(echo, made_up)
+    with server.admin() as admin:
+        rows = admin.get(f"/api/deployments/{made_up}/logs").json()["requests"]
+    assert rows == []
+
+
+def test_an_unknown_alias_is_404_without_listing_the_aliases(http, client, unique_name):
+    client.deploy(echo, unique_name)
+    err = error_of(http.post(f"/v1/{unique_name}/nosuch", json={"data": 1}), 404, "not_found")
+    assert "'nosuch'" in err["message"] and unique_name in err["message"]
+    assert "latest" not in err["message"] and "production" not in err["message"]

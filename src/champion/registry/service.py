@@ -168,6 +168,10 @@ class Registry:
         await self.refresh()
         return name in await self._alias_map()
 
+    def known(self, name: str) -> bool:
+        """Whether the cache knows deployment ``name`` (no store access: for the hot path)."""
+        return self._aliases is not None and name in self._aliases
+
     async def names(self) -> set[str]:
         return set(await self._alias_map())
 
@@ -200,11 +204,9 @@ class Registry:
         else:
             found = aliases.get(ref)
             if found is None:
-                raise NotFound(
-                    f"deployment {name!r} has no alias {ref!r} (aliases: "
-                    f"{', '.join(sorted(aliases))})",
-                    deployment=name,
-                )
+                # not the list of aliases: the caller may be anonymous (the admin API
+                # lists them)
+                raise NotFound(f"deployment {name!r} has no alias {ref!r}", deployment=name)
             number = found
         target = self._versions.get((name, number))
         if target is None:

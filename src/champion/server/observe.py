@@ -52,7 +52,9 @@ async def feedback(request: Request) -> Response:
         require_token(request, st.token)
     name = request.path_params["name"]
     body = await read_json(request, MAX_FEEDBACK_BYTES, require_object=False)
-    await _require_deployment(st, name)
+    if not await st.registry.exists(name):
+        st.telemetry.unknown += 1
+        raise NotFound(f"no deployment named {name!r}", deployment=name)
     n_items = len(body) if isinstance(body, list) else len(body.get("feedback") or []) if (
         isinstance(body, dict) and isinstance(body.get("feedback"), list)) else 1
     if n_items > MAX_ITEMS:
