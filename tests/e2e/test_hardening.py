@@ -190,3 +190,43 @@ def test_an_unknown_alias_is_404_without_listing_the_aliases(http, client, uniqu
     err = error_of(http.post(f"/v1/{unique_name}/nosuch", json={"data": 1}), 404, "not_found")
     assert "'nosuch'" in err["message"] and unique_name in err["message"]
     assert "latest" not in err["message"] and "production" not in err["message"]
+
+
+# ------------------------------------------------------------ end-to-end timeouts
+
+
+def slow(x):
+    import time as _t
+
+    _t.sleep(0.25)
+    return x
+
+
+def test_a_request_is_answered_within_its_timeout_when_workers_are_busy(server, client,
+                                                                       unique_name):
+    import asyncio
+    import time
+
+    client.deploy(slow, unique_name, workers=1, timeout=2)
+
+    async def one(h: httpx.AsyncClient, i: int) -> tuple[int, float, str]:
+        t0 = time.perf_counter()
+        r = await h.post(f"/v1/{unique_name}", json={"data": i})
+        return r.status_code, time.perf_counter() - t0, r.text
+
+    async def run() -> list[tuple[int, float, str]]:
+        limits = httpx.Limits(max_connections=60)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as h:
+            return list(await asyncio.gather(*(one(h, i) for i in range(40))))
+
+    results = asyncio.run(run())
+    statuses = [s for s, _, _ in results]
+    assert set(statuses) <= {200, 503, 504}, [t for s, _, t in results if s >= 500][:3]
+    assert 200 in statuses and 503 in statuses
+    assert statuses.count(504) <= 2  # only what was running when its time ran out
+    slowest = max(t for _, t, _ in results)
+    assert slowest < 2 + 1.0, slowest  # the timeout, plus the client's own overhead
+    busy = next(t for s, _, t in results if s == 503)
+    assert "stayed busy" in busy and "unavailable" in busy
+    # the worker was not replaced for being busy, and it serves at once again
+    assert client.predict(unique_name, 7) == 7

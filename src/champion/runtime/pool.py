@@ -205,12 +205,42 @@ class Worker:
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def call(self, body: bytes, timeout: float) -> tuple[int, bytes]:
-        fut = self._send(p.CALL, body)
-        self._timeouts[self.next_id - 1] = timeout
+    async def call(self, body: bytes, timeout: float, deadline: float | None = None
+                   ) -> tuple[int, bytes]:
+        """Run one call; its worker is replaced when it runs ``timeout`` seconds.
+
+        ``deadline`` (the event loop's clock): the caller's answer is due then whatever
+        happens, 504 when the call is running (it may still finish on the worker, its answer
+        dropped), 503 when it is still waiting behind the calls ahead of it.
+        """
+        if deadline is None:
+            fut = self._send(p.CALL, body)
+        else:  # the worker skips it if it only gets to it after the caller has gone
+            wall = time.time() + deadline - asyncio.get_running_loop().time()
+            fut = self._send(p.CALL_BY, p.DEADLINE.pack(wall) + body)
+        msg_id = self.next_id - 1
+        self._timeouts[msg_id] = timeout
         if len(self._timeouts) == 1:
             self._arm_timer()
-        return await fut
+        if deadline is None:
+            return await fut
+        due = asyncio.get_running_loop().call_at(deadline, self._due, msg_id, fut, timeout)
+        try:
+            return await fut
+        finally:
+            due.cancel()
+
+    def _due(self, msg_id: int, fut: asyncio.Future[tuple[int, bytes]], timeout: float
+             ) -> None:
+        if fut.done():
+            return
+        if next(iter(self._timeouts), None) == msg_id:
+            fut.set_exception(ModelTimeout(f"{self.pool.label} did not answer within "
+                                           f"{timeout:g} s"))
+        else:
+            fut.set_exception(Unavailable(
+                f"every worker of {self.pool.label} stayed busy for {timeout:g} s; "
+                "add workers or slow down"))
 
     def _arm_timer(self) -> None:
         if self._timer is not None:
@@ -390,23 +420,29 @@ class VersionPool:
     # -------------------------------------------------------------- calls
 
     async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]:
+        """One call, answered within ``timeout`` (the version's by default) from now:
+        waiting for a worker (503 past it), in line at the worker (503) and running (504)."""
         self.last_used = time.monotonic()
         self.calls += 1
         limit = timeout or self.spec.timeout
+        deadline = asyncio.get_running_loop().time() + limit
         worker = None
         if not self.waiters:
             worker = self._free_worker()
             if worker is not None:
                 worker.inflight += 1
         if worker is None:
+            loading = not self.workers
             try:
-                worker = await asyncio.wait_for(self.acquire(), max(limit, self.spec.load_timeout
-                                                                    if not self.workers else 0))
+                worker = await asyncio.wait_for(self.acquire(), limit)
             except TimeoutError:
+                if loading and not self.workers:  # the start goes on for the next calls
+                    raise Unavailable(f"{self.label} is still starting its workers (over "
+                                      f"{limit:g} s); try again shortly") from None
                 raise Unavailable(f"every worker of {self.label} stayed busy for {limit:g} s; "
                                   "add workers or slow down") from None
         try:
-            return await worker.call(body, limit)
+            return await worker.call(body, limit, deadline)
         finally:
             self.last_used = time.monotonic()
             self.release(worker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,13 @@ def serve(conn: Connection) -> None:
         msg = conn.recv()
         if msg is None:
             return  # the server went away
-        _kind, msg_id, body = msg
+        kind, msg_id, body = msg
+        if kind == p.CALL_BY:
+            if time.time() > p.DEADLINE.unpack_from(body)[0]:  # its caller has gone
+                conn.send(p.ERROR, msg_id, orjson.dumps({"type": p.EXPIRED, "message":
+                                                         "the caller's deadline passed"}))
+                continue
+            body = body[p.DEADLINE.size:]
         call = orjson.loads(body)
         if "vector" in call:  # micro-batched: one call of the function with a list
             try:
