@@ -230,3 +230,53 @@ def test_a_request_is_answered_within_its_timeout_when_workers_are_busy(server, 
     assert "stayed busy" in busy and "unavailable" in busy
     # the worker was not replaced for being busy, and it serves at once again
     assert client.predict(unique_name, 7) == 7
+
+
+# ------------------------------------------------------------ the SQLite write lock
+
+
+@pytest.fixture()
+def own_server(tmp_path) -> Iterator[Any]:
+    from tests.conftest import Server
+
+    srv = Server(tmp_path / "data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_another_process_holding_the_sqlite_write_lock_does_not_freeze_the_server(own_server):
+    import sqlite3
+    import time
+
+    srv = own_server
+    with srv.client() as c:
+        c.deploy(echo, "held")
+    with srv.http() as h:
+        assert h.post("/v1/held", json={"data": 0}).status_code == 200
+        locker = sqlite3.connect(srv.data_dir / "champion.db", timeout=0, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # the write lock, as another process would hold it
+        try:
+            worst = 0.0
+            t_end = time.monotonic() + 3
+            n = 0
+            while time.monotonic() < t_end:
+                t0 = time.perf_counter()
+                assert h.get("/healthz", timeout=5).status_code == 200
+                assert h.post("/v1/held", json={"data": n}, timeout=5).json()["data"] == n
+                worst = max(worst, time.perf_counter() - t0)
+                n += 1
+                time.sleep(0.05)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert worst < 1.0, worst
+        # once the lock is free, what was served is in the request log
+        deadline = time.monotonic() + 40
+        with srv.admin() as admin:
+            while time.monotonic() < deadline:
+                rows = admin.get("/api/deployments/held/logs?limit=1000").json()["requests"]
+                if len(rows) >= n + 1:
+                    break
+                time.sleep(0.2)
+        assert len(rows) >= n + 1

@@ -24,6 +24,11 @@ from champion.store.experiments import ExperimentStoreMixin
 from champion.store.ledger import LedgerMixin
 
 Row = dict[str, Any]
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreBusy(Exception):
+    """A write that may not wait found the database locked by another writer."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -31,7 +36,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -103,14 +108,35 @@ class Store(LedgerMixin, ExperimentStoreMixin):
         self.engine.dispose()
 
     @contextmanager
-    def write(self, engine: sa.Engine | None = None) -> Iterator[sa.Connection]:
-        """A write transaction; in-process writers to SQLite take turns."""
+    def write(self, engine: sa.Engine | None = None, *, wait: bool = True
+              ) -> Iterator[sa.Connection]:
+        """A write transaction; in-process writers to SQLite take turns.
+
+        ``wait=False`` (SQLite; for a write on the event loop): raise :class:`StoreBusy` at
+        once rather than wait for another writer, in this process or another.
+        """
         if self._write_lock is None:
             with (engine or self.engine).begin() as conn:
                 yield conn
             return
-        with self._write_lock, (engine or self.engine).begin() as conn:
-            yield conn
+        if wait:
+            with self._write_lock, (engine or self.engine).begin() as conn:
+                if engine is self.log_engine:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                yield conn
+            return
+        if not self._write_lock.acquire(blocking=False):
+            raise StoreBusy("another writer of this process holds the database")
+        try:
+            with (engine or self.engine).begin() as conn:
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                yield conn
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise StoreBusy("another process holds the database's write lock") from None
+            raise
+        finally:
+            self._write_lock.release()
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database file (the request log's connection

@@ -48,13 +48,15 @@ class LedgerMixin:
     log_engine: sa.Engine
     writer: str  # this process's rollup key (Store sets it)
 
-    def write(self, engine: sa.Engine | None = None) -> Any:  # provided by Store
+    def write(self, engine: sa.Engine | None = None, *, wait: bool = True) -> Any:
+        """Provided by Store."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ request log
 
-    def insert_requests(self, rows: Sequence[Row]) -> None:
-        """Append request events and fold them into the per-minute rollups, atomically."""
+    def insert_requests(self, rows: Sequence[Row], *, wait: bool = True) -> None:
+        """Append request events and fold them into the per-minute rollups, atomically
+        (``wait=False``: raise StoreBusy rather than wait for the write lock)."""
         if not rows:
             return
         writer = self.writer
@@ -71,7 +73,7 @@ class LedgerMixin:
             agg[1] += r["status"] >= 500
             agg[2] += r["latency_ms"]
             bins[(*key, bin_of(r["latency_ms"]))] += 1
-        with self.write(self.log_engine) as conn:
+        with self.write(self.log_engine, wait=wait) as conn:
             # The DB-API's executemany directly: SQLAlchemy's per-row parameter handling
             # cost more than the write itself on the request log's hot path.
             mark = "%s" if conn.dialect.name == "postgresql" else "?"
