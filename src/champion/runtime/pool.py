@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -88,6 +90,7 @@ class Worker:
         self._timeouts: dict[int, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self.workdir: str | None = None  # where its version's files are written
 
     async def start(self, artifacts: Path, load_timeout: float) -> None:
         spec = self.pool.spec
@@ -123,7 +126,11 @@ class Worker:
             child.close()
         self.reader, self.writer = await asyncio.open_unix_connection(sock=parent)
         self._reader_task = asyncio.create_task(self._read_loop())
-        body = orjson.dumps({"manifest": self.pool.spec.manifest, "artifacts": str(artifacts)})
+        load: dict[str, Any] = {"manifest": spec.manifest, "artifacts": str(artifacts)}
+        if spec.manifest.get("files"):  # its files' directory: ours to remove when it exits
+            self.workdir = tempfile.mkdtemp(prefix="champion-files-")
+            load["workdir"] = self.workdir
+        body = orjson.dumps(load)
         try:
             kind, reply = await asyncio.wait_for(self._send(p.LOAD, body), load_timeout)
         except TimeoutError:
@@ -160,7 +167,13 @@ class Worker:
         finally:
             self._on_exit()
 
+    def _remove_workdir(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
     def _on_exit(self) -> None:
+        self._remove_workdir()
         if not self.dead:
             self.dead = True
             self.pool.worker_exited(self)
@@ -273,6 +286,7 @@ class Worker:
             self.pool.worker_exited(self)
         if self.writer is not None:
             self.writer.close()
+        self._remove_workdir()
 
 
 class VersionPool:

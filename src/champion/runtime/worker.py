@@ -93,7 +93,9 @@ def serve(conn: Connection) -> None:
         # Code written for Modelbit (import modelbit; modelbit.load_value(...)) runs as is.
         sys.modules["modelbit"] = modelbit_shim
 
-        fn = load_function(request["manifest"], read_blob)
+        workdir = request.get("workdir")
+        fn = load_function(request["manifest"], read_blob,
+                           Path(workdir) if workdir else None)
     except BaseException as exc:
         traceback.print_exc()
         conn.send(p.FAILED, msg_id, _error_body(exc))

@@ -45,7 +45,7 @@ class Executor:
             spec = PoolSpec(
                 key=key,
                 manifest=target.manifest,
-                workers=int(cfg.get("workers", self.config.workers)),
+                workers=max(1, int(cfg.get("workers", self.config.workers))),
                 timeout=float(cfg.get("timeout", self.config.timeout)),
                 idle_timeout=cfg.get("idle_timeout"),
                 batch_max_size=int(cfg.get("batch_max_size", 0)),
