@@ -12,12 +12,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from champion.analysis.report_shadow import prediction_of
 from champion.latency import bin_of, quantiles
 from champion.store import schema as t
 
 Row = dict[str, Any]
 
-LABEL_KEYS = ("label", "prediction", "class", "y")
 REQUEST_COLUMNS = ("request_id", "ts", "deployment", "version", "target", "status",
                    "latency_ms", "batch_size", "unit", "experiment", "arm", "variant", "input",
                    "output", "error", "detail")
@@ -33,14 +33,6 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
-
-
-def _label_of(output: Any) -> Any:
-    if isinstance(output, dict):
-        for key in LABEL_KEYS:
-            if key in output:
-                return output[key]
-    return output
 
 
 class LedgerMixin:
@@ -326,7 +318,7 @@ class LedgerMixin:
                 cell = slot(version or 0, int(start))
                 cell["labels"] += 1
                 try:
-                    predicted = _label_of(orjson.loads(output)) if output else None
+                    predicted = prediction_of(orjson.loads(output)) if output else None
                 except orjson.JSONDecodeError:
                     predicted = None
                 cell["correct"] += predicted == orjson.loads(label)
