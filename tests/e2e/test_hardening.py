@@ -280,3 +280,50 @@ def test_another_process_holding_the_sqlite_write_lock_does_not_freeze_the_serve
                     break
                 time.sleep(0.2)
         assert len(rows) >= n + 1
+
+
+# ------------------------------------------------------------ concurrent registry writes
+
+
+def test_concurrent_first_deploys_of_one_name_all_succeed(server, unique_name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_: int) -> int:
+        with server.client() as c:
+            return c.deploy(echo, unique_name, validate=False, progress=False).version
+
+    with ThreadPoolExecutor(20) as pool:
+        versions = list(pool.map(one, range(20)))
+    assert sorted(versions) == list(range(1, 21))
+    with server.admin() as admin:
+        info = admin.get(f"/api/deployments/{unique_name}").json()
+    assert info["aliases"]["latest"] == 20
+    assert info["aliases"]["production"] == 1
+
+
+def test_concurrent_alias_moves_record_the_true_previous_versions(server, client,
+                                                                  unique_name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(4):
+        client.deploy(echo, unique_name, validate=False, progress=False)
+    targets = [1 + i % 4 for i in range(24)]
+
+    def move(version: int) -> dict[str, Any]:
+        with server.admin() as admin:
+            resp = admin.put(f"/api/deployments/{unique_name}/aliases/beta",
+                             json={"version": version})
+            assert resp.status_code == 200, resp.text
+            return dict(resp.json())
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(move, targets))
+    with server.admin() as admin:
+        history = admin.get(f"/api/deployments/{unique_name}/history").json()["history"]
+    moves = [h["detail"] for h in reversed(history)
+             if h["action"] == "alias" and h["detail"].get("alias") == "beta"]
+    assert moves, history
+    before = None
+    for move_ in moves:  # each move's previous is the version the one before it set
+        assert move_["previous"] == before, moves
+        before = move_["version"]

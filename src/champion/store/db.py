@@ -21,7 +21,7 @@ from champion.store import migrations
 from champion.store import schema as t
 from champion.store.artifacts import Artifacts, ArtifactStore
 from champion.store.experiments import ExperimentStoreMixin
-from champion.store.ledger import LedgerMixin
+from champion.store.ledger import LedgerMixin, _insert
 
 Row = dict[str, Any]
 BUSY_TIMEOUT_MS = 30_000
@@ -266,18 +266,29 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             dep = conn.execute(
                 sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
             ).first()
+            created = False
             if dep is None:
                 floor = conn.execute(
                     sa.select(t.meta.c.value).where(t.meta.c.key == f"next_version:{name}"[:64])
                 ).scalar_one_or_none()
+                # Concurrent first deploys of one name (replicas, PostgreSQL): one creates
+                # the row, the others wait on its unique key and then use it.
                 dep_id = conn.execute(
-                    sa.insert(t.deployments)
+                    _insert(conn, t.deployments)
                     .values(name=name, created_at=now, created_by=actor,
                             description=description, config=config,
                             next_version=int(floor or 1))
+                    .on_conflict_do_nothing(index_elements=[t.deployments.c.name])
                     .returning(t.deployments.c.id)
-                ).scalar_one()
-            else:
+                ).scalar_one_or_none()
+                created = dep_id is not None
+                if dep_id is None:
+                    dep = conn.execute(
+                        sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+                    ).first()
+                    assert dep is not None
+            if not created:
+                assert dep is not None
                 dep_id = dep[0]
                 if config:
                     current = conn.execute(
@@ -384,26 +395,24 @@ class Store(LedgerMixin, ExperimentStoreMixin):
     @staticmethod
     def _set_alias(conn: sa.Connection, dep_id: int, alias: str, number: int, actor: str,
                    now: float) -> None:
-        updated = conn.execute(
-            sa.update(t.aliases)
-            .where(t.aliases.c.deployment_id == dep_id, t.aliases.c.name == alias)
-            .values(version=number, updated_at=now, updated_by=actor)
-        ).rowcount
-        if not updated:
-            conn.execute(
-                sa.insert(t.aliases).values(
-                    deployment_id=dep_id, name=alias, version=number, updated_at=now,
-                    updated_by=actor,
-                )
-            )
+        ins = _insert(conn, t.aliases).values(
+            deployment_id=dep_id, name=alias, version=number, updated_at=now,
+            updated_by=actor)
+        conn.execute(ins.on_conflict_do_update(
+            index_elements=[t.aliases.c.deployment_id, t.aliases.c.name],
+            set_={"version": ins.excluded.version, "updated_at": ins.excluded.updated_at,
+                  "updated_by": ins.excluded.updated_by}))
 
     def set_alias(self, name: str, alias: str, number: int, actor: str,
                   reason: str = "") -> int | None:
         """Point ``alias`` at ``number``; returns the version it pointed at before."""
         now = time.time()
         with self.write() as conn:
+            # The deployment's row, locked: concurrent moves of its aliases take turns, so
+            # that each records the version the alias really pointed at before it.
             dep_id = conn.execute(
                 sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+                .with_for_update()
             ).scalar_one()
             before = conn.execute(
                 sa.select(t.aliases.c.version).where(
