@@ -267,6 +267,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
                 sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
             ).first()
             created = False
+            dep_id: int | None = None
             if dep is None:
                 floor = conn.execute(
                     sa.select(t.meta.c.value).where(t.meta.c.key == f"next_version:{name}"[:64])
@@ -290,6 +291,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             if not created:
                 assert dep is not None
                 dep_id = dep[0]
+            assert dep_id is not None
                 if config:
                     current = conn.execute(
                         sa.select(t.deployments.c.config).where(t.deployments.c.id == dep_id)
