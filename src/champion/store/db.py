@@ -291,7 +291,6 @@ class Store(LedgerMixin, ExperimentStoreMixin):
             if not created:
                 assert dep is not None
                 dep_id = dep[0]
-            assert dep_id is not None
                 if config:
                     current = conn.execute(
                         sa.select(t.deployments.c.config).where(t.deployments.c.id == dep_id)
@@ -301,6 +300,7 @@ class Store(LedgerMixin, ExperimentStoreMixin):
                         .where(t.deployments.c.id == dep_id)
                         .values(config={**(current or {}), **config})
                     )
+            assert dep_id is not None
             number = conn.execute(
                 sa.update(t.deployments)
                 .where(t.deployments.c.id == dep_id)
