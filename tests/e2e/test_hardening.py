@@ -327,3 +327,82 @@ def test_concurrent_alias_moves_record_the_true_previous_versions(server, client
     for move_ in moves:  # each move's previous is the version the one before it set
         assert move_["previous"] == before, moves
         before = move_["version"]
+
+
+# ------------------------------------------------------------ what anonymous callers see
+
+
+def test_a_load_failure_shows_no_server_paths(server, client, unique_name):
+    import hashlib
+
+    from tests.e2e.test_admin_input import deploy_mutated
+
+    data = f"notes for {unique_name}".encode()
+    digest = hashlib.sha256(data).hexdigest()
+
+    def mutate(manifest: dict[str, Any], blobs: dict[str, bytes]) -> None:
+        blobs[digest] = data
+        manifest["files"]["notes.txt"] = digest
+
+    deploy_mutated(client, echo, unique_name, mutate, validate=False)
+    (server.data_dir / "artifacts" / digest[:2] / digest[2:]).unlink()
+    with server.http() as h:
+        resp = h.post(f"/v1/{unique_name}", json={"data": 1})
+    err = error_of(resp, 503, "unavailable")
+    assert "failed to load" in err["message"] and "FileNotFoundError" in err["message"]
+    assert str(server.data_dir) not in resp.text and "artifacts/" not in resp.text
+
+
+@pytest.mark.postgres
+def test_with_the_database_gone_feedback_is_503_and_readyz_says_so_plainly(tmp_path):
+    from tests.conftest import PgDatabase, Server, pg_available
+
+    if not pg_available():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    db = PgDatabase()
+    srv = Server(tmp_path / "data", database_url=db.url).start()
+    try:
+        with srv.client() as c:
+            c.deploy(echo, "fb")
+        with srv.http() as h:
+            rid = h.post("/v1/fb", json={"data": 1}).json()["request_id"]
+            db.drop()  # every connection of the server goes with it
+            resp = h.post("/v1/fb/feedback", json={"request_id": rid, "reward": 1})
+            err = error_of(resp, 503, "unavailable")
+            assert "store" in err["message"]
+            ready = h.get("/readyz")
+            assert ready.status_code == 503
+            for text in (resp.text, ready.text):
+                for leak in (db.name, "psycopg", "FATAL", "sqlalchemy", "5432"):
+                    assert leak not in text, (leak, text)
+    finally:
+        srv.stop()
+        db.drop()
+
+
+def test_a_full_disk_is_507_no_space_left_and_readyz_says_so(tmp_path):
+    from tests.conftest import Server
+
+    flag = tmp_path / "disk-full"
+    srv = Server(tmp_path / "data", extra_args=["--strategy-modules", "tests.e2e.faults"],
+                 env={"CHAMPION_TEST_DISK_FULL": str(flag)}).start()
+    try:
+        with srv.client() as c:
+            c.deploy(echo, "full")
+        with srv.http() as h, srv.admin() as admin:
+            rid = h.post("/v1/full", json={"data": 1}).json()["request_id"]
+            assert h.get("/readyz").status_code == 200
+            flag.touch()
+            resp = h.post("/v1/full/feedback", json={"request_id": rid, "reward": 1})
+            err = error_of(resp, 507, "insufficient_storage")
+            assert "no space left" in err["message"]
+            assert "disk is full" not in resp.text
+            resp = admin.put("/api/artifacts/" + "ab" * 32, content=b"x")
+            assert "no space left" in error_of(resp, 507)["message"]
+            ready = h.get("/readyz")
+            assert ready.status_code == 503 and "no space left" in ready.text
+            flag.unlink()
+            fine = h.post("/v1/full/feedback", json={"request_id": rid, "reward": 1})
+            assert fine.status_code == 200 and fine.json()["accepted"] == 1
+    finally:
+        srv.stop()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,6 +46,15 @@ def _installed_modules(manifest: dict[str, Any]) -> list[str]:
 def _value_pickles(manifest: dict[str, Any], artifacts: Path) -> list[Path]:
     digests = [d for d in manifest.get("values", {}).values() if isinstance(d, str)]
     return [artifacts / d[:2] / d[2:] for d in digests if len(d) == 64]
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^/\s'\":,()\[\]]+){2,}")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with the server's file paths cut to their last part (``…/name``): a load
+    failure reaches anonymous callers, who need not learn where the data directory is."""
+    return _PATH.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], text)
 
 
 def label_of(key: VersionKey) -> str:
@@ -145,8 +155,11 @@ class Worker:
         if kind == p.FAILED:
             err = orjson.loads(reply)
             self.kill()
+            log.warning("%s failed to load: %s: %s", self.pool.label, err["type"],
+                        err["message"])
             raise Unavailable(
-                f"{self.pool.label} failed to load: {err['type']}: {err['message']}",
+                f"{self.pool.label} failed to load: {err['type']}: "
+                f"{without_paths(err['message'])}",
                 cause=err["type"],
             )
 
@@ -353,7 +366,8 @@ class VersionPool:
         except Exception as exc:
             self.starting -= 1
             log.exception("%s: could not start a worker", self.label)
-            self.load_error = Unavailable(f"{self.label}: could not start a worker: {exc}")
+            self.load_error = Unavailable(f"{self.label}: could not start a worker: "
+                                          f"{type(exc).__name__}: {without_paths(str(exc))}")
             return
         self.starting -= 1
         if self.closed:

@@ -34,6 +34,7 @@ from champion.server.shadow import ShadowRunner
 from champion.server.state import State, load_or_create_token
 from champion.settings import Config
 from champion.store import Store
+from champion.store.failures import STORE_EXCEPTIONS, store_failure
 
 log = logging.getLogger("champion.server")
 
@@ -67,6 +68,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _champion_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChampionError)
     return error_response(exc)
+
+
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    """The store failing (down: 503; disk full: 507), in the one error shape; the driver's
+    text goes to the server log only. Anything else of these classes is a bug of ours."""
+    err = store_failure(exc)
+    if err is None:
+        return await _unexpected(request, exc)
+    log.warning("%s %s: %s: %s", request.method, request.url.path, err.type_name, exc)
+    return error_response(err)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -188,6 +199,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         exception_handlers={
             HTTPException: _http_error,
             ChampionError: _champion_error,
+            **{cls: _store_failed for cls in STORE_EXCEPTIONS},
             Exception: _unexpected,
         },
     )

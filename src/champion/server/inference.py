@@ -40,6 +40,7 @@ from champion.server.http import (
 from champion.server.shadow import ShadowJob
 from champion.server.shapes import call_options, request_calls
 from champion.server.state import State
+from champion.store.failures import store_failure
 from champion.strategies import Answer, Merged
 
 log = logging.getLogger("champion.server")
@@ -97,6 +98,10 @@ async def infer(request: Request) -> Response:
         exc = caught if isinstance(caught, ChampionError) else None
         request_id = _issue(st, key, name, target, active,
                             decision.variant if decision else None)
+        if exc is None:
+            exc = store_failure(caught)  # the store down (503) or full (507)
+            if exc is not None:
+                log.warning("%s %s/%s: %s: %s", request_id, name, ref, exc.type_name, caught)
         if exc is None:  # a bug of ours: answered and logged like any failed call
             log.exception("%s %s/%s: unexpected error", request_id, name, ref)
             exc = ChampionError("internal server error; the server log has the details")
