@@ -406,3 +406,44 @@ def test_a_full_disk_is_507_no_space_left_and_readyz_says_so(tmp_path):
             assert fine.status_code == 200 and fine.json()["accepted"] == 1
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------ file permissions
+
+
+LIMITS = {"t": 0.5}
+
+
+def above(x):
+    return x > LIMITS["t"]
+
+
+def test_the_data_directory_is_the_servers_user_alone(tmp_path):
+    import stat
+
+    from tests.conftest import Server
+
+    (tmp_path / "fresh").mkdir()
+    srv = Server(tmp_path / "fresh" / "data", token="").start()
+    srv.token = (srv.data_dir / "token").read_text().strip()
+    try:
+        with srv.client() as c:
+            c.deploy(above, "perm")  # LIMITS is pickled: an artifact
+            assert c.predict("perm", 1) is True
+    finally:
+        srv.stop()
+    data = srv.data_dir
+
+    def mode(p) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    assert mode(data) == 0o700
+    assert mode(data / "champion.db") == 0o600
+    assert mode(data / "token") == 0o600
+    assert mode(data / "artifacts") == 0o700
+    blobs = [p for p in (data / "artifacts").rglob("*")]
+    assert blobs
+    for p in blobs:
+        assert mode(p) == (0o700 if p.is_dir() else 0o600), p
+    for p in data.glob("champion.db*"):
+        assert mode(p) == 0o600, p

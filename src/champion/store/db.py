@@ -7,6 +7,7 @@ methods are synchronous; callers on the event loop run them in a thread.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import threading
 import time
@@ -25,6 +26,16 @@ from champion.store.ledger import LedgerMixin, _insert
 
 Row = dict[str, Any]
 BUSY_TIMEOUT_MS = 30_000
+
+
+def private_dir(path: Path) -> None:
+    """Make ``path`` (mode 0700: the server's user alone), or tighten it if it is ours but
+    readable by others. A directory of another user is left as it is."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if path.stat().st_uid == os.geteuid() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
 
 
 class StoreBusy(Exception):
@@ -80,12 +91,19 @@ class Store(LedgerMixin, ExperimentStoreMixin):
              artifacts_dir: Path | None = None) -> Store:
         """Open (and migrate) the store: SQLite in ``data_dir`` unless ``database_url``;
         artifacts under ``artifacts_dir`` (default ``data_dir/artifacts``)."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         log_engine = None
         if database_url:
             engine = sa.create_engine(database_url, pool_size=8, max_overflow=8,
                                       pool_pre_ping=True)
         else:
+            # champion.db holds the request-id secret and logged payloads: the owner's alone
+            # (SQLite gives its -wal and -shm files the database file's mode).
+            db_file = data_dir / "champion.db"
+            os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
+            for path in (db_file, data_dir / "champion.db-wal", data_dir / "champion.db-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(path, 0o600)
             log_engine = _sqlite_engine(data_dir, _sqlite_log_pragmas, pool=1)
             engine = _sqlite_engine(data_dir, _sqlite_pragmas, pool=8)
         try:
