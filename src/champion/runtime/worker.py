@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ def serve(conn: Connection) -> None:
         # Code written for Modelbit (import modelbit; modelbit.load_value(...)) runs as is.
         sys.modules["modelbit"] = modelbit_shim
 
-        fn = load_function(request["manifest"], read_blob)
+        workdir = request.get("workdir")
+        fn = load_function(request["manifest"], read_blob,
+                           Path(workdir) if workdir else None)
     except BaseException as exc:
         traceback.print_exc()
         conn.send(p.FAILED, msg_id, _error_body(exc))
@@ -103,7 +106,13 @@ def serve(conn: Connection) -> None:
         msg = conn.recv()
         if msg is None:
             return  # the server went away
-        _kind, msg_id, body = msg
+        kind, msg_id, body = msg
+        if kind == p.CALL_BY:
+            if time.time() > p.DEADLINE.unpack_from(body)[0]:  # its caller has gone
+                conn.send(p.ERROR, msg_id, orjson.dumps({"type": p.EXPIRED, "message":
+                                                         "the caller's deadline passed"}))
+                continue
+            body = body[p.DEADLINE.size:]
         call = orjson.loads(body)
         if "vector" in call:  # micro-batched: one call of the function with a list
             try:

@@ -34,6 +34,7 @@ from champion.server.shadow import ShadowRunner
 from champion.server.state import State, load_or_create_token
 from champion.settings import Config
 from champion.store import Store
+from champion.store.failures import STORE_EXCEPTIONS, store_failure
 
 log = logging.getLogger("champion.server")
 
@@ -69,10 +70,23 @@ async def _champion_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    """The store failing (down: 503; disk full: 507), in the one error shape; the driver's
+    text goes to the server log only. Anything else of these classes is a bug of ours."""
+    err = store_failure(exc)
+    if err is None:
+        return await _unexpected(request, exc)
+    log.warning("%s %s: %s: %s", request.method, request.url.path, err.type_name, exc)
+    return error_response(err)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     ref = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
-    return error_response(ChampionError(f"internal server error (reference {ref})"))
+    # Starlette re-raises after this answer and the server then drops the connection: say
+    # so, or a keep-alive client sends its next request into a closed socket and loses it.
+    return error_response(ChampionError(f"internal server error (reference {ref})"),
+                          {"connection": "close"})
 
 
 def _gauges(st: State) -> dict[str, tuple[str, str, float]]:
@@ -186,6 +200,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         exception_handlers={
             HTTPException: _http_error,
             ChampionError: _champion_error,
+            **{cls: _store_failed for cls in STORE_EXCEPTIONS},
             Exception: _unexpected,
         },
     )
