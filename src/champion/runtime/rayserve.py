@@ -210,6 +210,7 @@ class RayRuntime(BaseRuntime):
                                   f"{type(exc).__name__}: {first}") from None
         # Serve on the cluster; its HTTP proxy stays off (champion is the HTTP front).
         serve.start(proxy_location="Disabled")
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)  # no line per deploy
 
     # -------------------------------------------------------------- versions
 
