@@ -306,12 +306,13 @@ def gone(pid: int) -> bool:
 
 
 def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
-        on_ray, client, ray_cluster, name):
+        on_ray, client, name, request):
     """workers=2: two Serve replicas (two Ray actors). One is SIGKILLed during calls: those
     on it answer 502, those on the other 200; Serve replaces it; deleting the deployment
     deletes its Serve application."""
     import signal
 
+    ray_cluster = request.getfixturevalue("ray_cluster")
     client.deploy(replica_after, name, workers=2)
     with ThreadPoolExecutor(8) as pool:
         pids = dict(pool.map(lambda _: client.predict(name, 0.3), range(8)))
