@@ -227,7 +227,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     cluster.stop()
 
 
-RUNTIMES = ["local", "ray"]
+RUNTIMES = ["local", pytest.param("ray", marks=pytest.mark.ray)]
 
 
 @pytest.fixture(scope="session", params=RUNTIMES)

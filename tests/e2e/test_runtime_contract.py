@@ -306,12 +306,13 @@ def gone(pid: int) -> bool:
 
 
 def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
-        on_ray, client, ray_cluster, name):
+        on_ray, client, name, request):
     """workers=2: two Serve replicas (two Ray actors). One is SIGKILLed during calls: those
     on it answer 502, those on the other 200; Serve replaces it; deleting the deployment
     deletes its Serve application."""
     import signal
 
+    ray_cluster = request.getfixturevalue("ray_cluster")
     client.deploy(replica_after, name, workers=2)
     with ThreadPoolExecutor(8) as pool:
         pids = dict(pool.map(lambda _: client.predict(name, 0.3), range(8)))
@@ -347,7 +348,10 @@ def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
 
 
 def test_an_unreachable_ray_address_is_one_clear_line(tmp_path):
-    pytest.importorskip("ray.serve", reason="Ray is not installed (pip install 'champion[ray]')")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # (not imported here: it is heavy)
+        pytest.skip("Ray is not installed (pip install 'champion[ray]')")
     port = free_port()
     proc = subprocess.run(
         [sys.executable, "-m", "champion", "serve", "--runtime", "ray", "--ray-address",

@@ -1,7 +1,6 @@
 """The Ray runtime's own logic, without Ray: names, errors, the address check, adoption.
 
-Nothing here starts Ray: a test that did would fail on the ``ray`` module being absent from
-``sys.modules`` at the end (checked by ``test_nothing_here_imported_ray``).
+Nothing here starts Ray, nor imports it (``test_building_and_naming_versions_needs_no_ray``).
 """
 
 from __future__ import annotations
@@ -110,5 +109,11 @@ def test_the_address_check_names_the_problem() -> None:
         assert check_address(f"ray://127.0.0.1:{s.getsockname()[1]}") is None
 
 
-def test_nothing_here_imported_ray() -> None:
-    assert "ray" not in sys.modules
+def test_building_and_naming_versions_needs_no_ray(tmp_path: Path) -> None:
+    before = "ray" in sys.modules
+    rt = RayRuntime(tmp_path)
+    spec = PoolSpec(key=("churn", 1), manifest=MANIFEST)
+    rt._version(spec)
+    rt.app_name(spec)
+    rt.status()
+    assert ("ray" in sys.modules) == before

@@ -96,6 +96,7 @@ class RayVersion:
     calls: int = 0
     last_used: float = dataclasses.field(default_factory=time.monotonic)
     batcher: Batcher | None = None
+    loaded: dict[str, Any] = dataclasses.field(default_factory=dict)  # the first replica's
 
     @property
     def label(self) -> str:
@@ -209,6 +210,7 @@ class RayRuntime(BaseRuntime):
                                   f"{type(exc).__name__}: {first}") from None
         # Serve on the cluster; its HTTP proxy stays off (champion is the HTTP front).
         serve.start(proxy_location="Disabled")
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)  # no line per deploy
 
     # -------------------------------------------------------------- versions
 
@@ -251,6 +253,7 @@ class RayRuntime(BaseRuntime):
             raise _ray_error(v.label, exc) from None
         if "fault" in info:  # the replica could not load the version
             raise _fault(orjson.dumps(info["fault"]))
+        v.loaded = dict(info)
 
     def _run_app(self, spec: PoolSpec, app: str, reuse: bool) -> Any:
         from ray import serve
@@ -358,7 +361,10 @@ class RayRuntime(BaseRuntime):
 
     def status(self) -> list[dict[str, Any]]:
         return [{"version": v.label, "runtime": "ray", "application": v.app,
-                 "workers": [], "replicas": list(_replicas(v.spec)), "inflight": 0,
+                 # pids on the replica that loaded it first (on a cluster: on its node)
+                 "workers": v.loaded.get("workers", []),
+                 "replica_pid": v.loaded.get("actor_pid"),
+                 "replicas": list(_replicas(v.spec)), "inflight": 0,
                  "batching": v.batcher.status() if v.batcher else None, "waiting": 0,
                  "restarts": 0, "calls": v.calls,
                  "idle_seconds": round(time.monotonic() - v.last_used, 1),
