@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,7 +27,16 @@ from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
 from champion.runtime.envs import EnvManager
 from champion.runtime.pool import Runtime
-from champion.server import admin, environments, experiments, health, modelbit, observe, ui
+from champion.server import (
+    admin,
+    environments,
+    experiments,
+    health,
+    modelbit,
+    observe,
+    openapi,
+    ui,
+)
 from champion.server.execution import Executor
 from champion.server.http import error_response
 from champion.server.inference import InferenceFastPath, infer
@@ -73,6 +83,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     ref = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
     return error_response(ChampionError(f"internal server error (reference {ref})"))
+
+
+async def _openapi(request: Request) -> Response:
+    """GET /openapi.json: the OpenAPI 3.1 document of this app's routes."""
+    doc = getattr(request.app.state, "openapi", None)
+    if doc is None:
+        doc = request.app.state.openapi = orjson.dumps(openapi.document(request.app.routes))
+    return Response(doc, media_type="application/json")
 
 
 def _gauges(st: State) -> dict[str, tuple[str, str, float]]:
@@ -172,6 +190,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", observe.prometheus, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
         *admin.routes(),
         *experiments.routes(),
         *environments.routes(),
