@@ -14,6 +14,7 @@
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
+    ├── TooManyRequests (429)         over a rate limit; Retry-After says when to retry
     ├── ModelError (500)              the user's function raised
     ├── WorkerCrashed (502)           the worker process died mid-request
     ├── Unavailable (503)
@@ -106,6 +107,18 @@ class UnsupportedMediaType(ChampionError):
     type_name = "unsupported_media_type"
 
 
+class TooManyRequests(ChampionError):
+    status_code = 429
+    type_name = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int | None = None,
+                 **detail: Any) -> None:
+        if retry_after is not None:
+            detail["retry_after"] = retry_after
+        super().__init__(message, **detail)
+        self.headers = {"Retry-After": str(retry_after or 1)}
+
+
 class ModelError(ChampionError):
     status_code = 500
     type_name = "model_error"
@@ -146,6 +159,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    TooManyRequests,
     ModelError,
     WorkerCrashed,
     Unavailable,

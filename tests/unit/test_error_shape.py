@@ -37,6 +37,7 @@ PINNED = {
     "Conflict": (409, "conflict"),
     "PayloadTooLarge": (413, "payload_too_large"),
     "UnsupportedMediaType": (415, "unsupported_media_type"),
+    "TooManyRequests": (429, "rate_limited"),
     "ModelError": (500, "model_error"),
     "WorkerCrashed": (502, "worker_crashed"),
     "Unavailable": (503, "unavailable"),

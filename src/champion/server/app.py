@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,8 +36,10 @@ from champion.server import (
     modelbit,
     observe,
     openapi,
+    tokens,
     ui,
 )
+from champion.server.auth import AuditLog
 from champion.server.execution import Executor
 from champion.server.http import error_response
 from champion.server.inference import InferenceFastPath, infer
@@ -169,6 +172,8 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         st.controller.start()
         st.tasks.append(asyncio.create_task(environments.resume(st)))
         st.telemetry.gauges = lambda: _gauges(st)
+        await tokens.reload(st)
+        st.tasks.append(asyncio.create_task(tokens.poll(st)))
         app.state.champion = st
         try:
             yield
@@ -194,6 +199,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         *admin.routes(),
         *experiments.routes(),
         *environments.routes(),
+        *tokens.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
         *ui.routes(),  # the dashboard: / and /ui/...
@@ -201,6 +207,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(AuditLog)],
         exception_handlers={
             HTTPException: _http_error,
             ChampionError: _champion_error,

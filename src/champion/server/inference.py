@@ -33,6 +33,7 @@ from champion.server.http import (
     check_content_type,
     check_ref,
     error_response,
+    optional_caller,
     parse_json,
     read_body,
     require_token,
@@ -66,7 +67,9 @@ async def infer(request: Request) -> Response:
     batch_size = 1
     try:
         if st.config.require_auth:
-            require_token(request, st.token)
+            require_token(request, st.token, "infer")
+        else:
+            optional_caller(request, st.token)
         check_content_type(request)
         body = await read_body(request, st.config.max_body_bytes)
         parsed = parse_json(body)

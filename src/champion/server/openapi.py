@@ -278,6 +278,24 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/api/experiments/{id}/{action}"): Op(
         "start, pause, resume, stop, promote or roll back", "experiments",
         body=obj([], reason=STRING, variant=STRING, decision=ANY), body_required=False),
+    # ---------------------------------------------------------------- tokens, audit
+    ("POST", "/api/tokens"): Op(
+        "Create a token (its secret is in this answer only)", "tokens", ok=201,
+        body=obj(["name", "scopes"], name=STRING,
+                 scopes=array({"enum": ["admin", "deploy", "infer", "feedback"]}),
+                 rate_limit=nullable(NUMBER)),
+        response={**TOKEN, "required": ["name", "scopes", "token"],
+                  "properties": {**TOKEN["properties"], "token": STRING}}),
+    ("GET", "/api/tokens"): Op("List tokens (never their secrets)", "tokens",
+                               query=(_q("revoked", BOOLEAN, "Include revoked tokens."),),
+                               response=obj(["tokens"], tokens=array(TOKEN))),
+    ("DELETE", "/api/tokens/{name}"): Op("Revoke a token", "tokens",
+                                         response=obj(["revoked"], revoked=STRING)),
+    ("GET", "/api/audit"): Op(
+        "The audit log: every admin action, with the token that made it", "tokens",
+        query=(LIMIT, _q("token", STRING, "Only this token's actions."),
+               _q("since", TIME)),
+        response=obj(["audit"], audit=array(AUDIT_ROW))),
     # ---------------------------------------------------------------- dashboard
     ("POST", "/api/ui/sign-in-link"): Op(
         "A one-time link that signs a browser in to the dashboard", "dashboard", ok=201,

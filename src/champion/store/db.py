@@ -22,6 +22,7 @@ from champion.store import schema as t
 from champion.store.artifacts import Artifacts, ArtifactStore
 from champion.store.experiments import ExperimentStoreMixin
 from champion.store.ledger import LedgerMixin
+from champion.store.tokens import TokenStoreMixin
 
 Row = dict[str, Any]
 
@@ -57,7 +58,7 @@ def _sqlite_engine(data_dir: Path, pragmas: Any, pool: int) -> sa.Engine:
     return engine
 
 
-class Store(LedgerMixin, ExperimentStoreMixin):
+class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
     def __init__(self, engine: sa.Engine, artifacts: Artifacts,
                  log_engine: sa.Engine | None = None) -> None:
         self.engine = engine
