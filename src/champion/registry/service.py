@@ -56,6 +56,8 @@ class Target:
 
 
 def check_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    if config is not None and not isinstance(config, dict):
+        raise BadRequest("'config' is an object of deployment settings", field="config")
     out: dict[str, Any] = {}
     for key, value in (config or {}).items():
         kind = DEPLOYMENT_CONFIG_KEYS.get(key)

@@ -126,6 +126,8 @@ async def deploy(request: Request) -> Response:
     manifest = body.get("manifest")
     if not isinstance(manifest, dict):
         raise BadRequest("the deploy body needs a 'manifest' object")
+    if not isinstance(manifest.get("function_name"), str) or not manifest["function_name"]:
+        raise BadRequest("the manifest needs a 'function_name' string", field="function_name")
     config = check_config(body.get("config"))
     fields = {
         "function_name": str(manifest["function_name"])[:256],

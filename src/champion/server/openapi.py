@@ -118,8 +118,9 @@ class Op:
     response: Schema | None = field(default_factory=lambda: OBJECT)
     response_type: str = JSON
     query: tuple[Param, ...] = ()
-    errors: Schema = field(default_factory=lambda: ERROR)
+    errors: Schema | None = field(default_factory=lambda: ERROR)  # None: an HTML page
     links: dict[str, Any] = field(default_factory=dict)
+    also: tuple[str, ...] = ()  # other media types of the success answer
 
 
 def _q(name: str, schema: Schema, description: str = "") -> Param:
@@ -132,13 +133,19 @@ LOG_FILTERS = (_q("since", TIME), _q("until", TIME), _q("version", INTEGER),
                _q("status", INTEGER), _q("experiment", STRING), _q("unit", STRING))
 HTML = "text/html"
 FORM = "application/x-www-form-urlencoded"
+FEEDBACK_LINK = {"SendFeedback": {
+    "operationId": "post_v1_name_feedback",
+    "parameters": {"name": "$request.path.name"},
+    "requestBody": {"request_id": "$response.body#/request_id", "reward": 1}}}
 INFER = Op("Call the endpoint: production, or the running experiment", "inference",
-           scope="infer", body=INFER_BODY, response=PREDICTION)
+           scope="infer", body=INFER_BODY, response=PREDICTION, links=FEEDBACK_LINK)
 INFER_REF = Op("Call one version or alias of a deployment", "inference", scope="infer",
-               body=INFER_BODY, response=PREDICTION)
-UI_PAGE = Op("A dashboard page", "dashboard", scope="", response=None, response_type=HTML)
+               body=INFER_BODY, response=PREDICTION, links=FEEDBACK_LINK)
+UI_PAGE = Op("A dashboard page (or a redirect to sign in)", "dashboard", scope="",
+             response=None, response_type=HTML, errors=None)
 UI_ACTION = Op("A dashboard form (session cookie and CSRF token)", "dashboard", scope="",
-               body=OBJECT, body_type=FORM, ok=303, response=None, response_type=HTML)
+               body=OBJECT, body_type=FORM, ok=303, response=None, response_type=HTML,
+               errors=None)
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     # ---------------------------------------------------------------- inference
@@ -181,7 +188,21 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=obj(["manifest"], manifest=obj(["function_name"], function_name=STRING),
                  config=OBJECT, source=STRING, origin=OBJECT, validate=BOOLEAN),
         response=obj(["deployment", "version"], deployment=STRING, version=INTEGER,
-                     status=STRING)),
+                     status=STRING),
+        links={
+            "GetVersion": {"operationId": "get_api_deployments_name_versions_ref",
+                           "parameters": {"name": "$request.path.name",
+                                          "ref": "$response.body#/version"}},
+            "GetBuild": {"operationId": "get_api_deployments_name_versions_ref_build",
+                         "parameters": {"name": "$request.path.name",
+                                        "ref": "$response.body#/version"}},
+            "CallVersion": {"operationId": "post_v1_name_ref",
+                            "parameters": {"name": "$request.path.name",
+                                           "ref": "$response.body#/version"}},
+            "Promote": {"operationId": "post_api_deployments_name_promote",
+                        "parameters": {"name": "$request.path.name"},
+                        "requestBody": {"version": "$response.body#/version"}},
+        }),
     ("GET", "/api/deployments/{name}/versions/{ref}"): Op(
         "One version: source, manifest, aliases", "deployments", scope="deploy"),
     ("GET", "/api/deployments/{name}/versions/{ref}/build"): Op(
@@ -195,7 +216,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("PUT", "/api/deployments/{name}/aliases/{alias}"): Op(
         "Point an alias at a version", "aliases", body=VERSION_REF,
         response=obj(["deployment", "alias", "version"], deployment=STRING, alias=STRING,
-                     version=INTEGER, previous=nullable(INTEGER))),
+                     version=INTEGER, previous=nullable(INTEGER)),
+        links={"DeleteAlias": {"operationId": "delete_api_deployments_name_aliases_alias",
+                               "parameters": {"name": "$request.path.name",
+                                              "alias": "$request.path.alias"}},
+               "CallAlias": {"operationId": "post_v1_name_ref",
+                             "parameters": {"name": "$request.path.name",
+                                            "ref": "$request.path.alias"}}}),
     ("DELETE", "/api/deployments/{name}/aliases/{alias}"): Op(
         "Remove an alias", "aliases",
         response=obj(["deployment", "deleted"], deployment=STRING, deleted=STRING)),
@@ -217,9 +244,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                _q("feedback", BOOLEAN, "Include each request's feedback.")),
         response=obj(["deployment", "requests"], deployment=STRING, requests=array(OBJECT))),
     ("GET", "/api/deployments/{name}/logs/export"): Op(
-        "The request log as a file", "logs",
+        "The request log as a file: JSON lines, CSV or Parquet", "logs",
         query=(_q("format", {"enum": ["jsonl", "csv", "parquet"]}), *LOG_FILTERS),
-        response=None, response_type="application/octet-stream"),
+        response=None, response_type="application/x-ndjson",
+        also=("text/csv", "application/vnd.apache.parquet")),
     ("GET", "/api/deployments/{name}/metrics"): Op(
         "Requests, errors, latency and feedback per time bucket", "logs",
         query=(_q("since", TIME), _q("until", TIME),
@@ -250,8 +278,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=obj(["endpoint", "variants"], endpoint=STRING, strategy=STRING,
                  variants=OBJECT, control=STRING, start=BOOLEAN),
         response=EXPERIMENT,
-        links={"GetExperiment": {"operationId": "get_api_experiments_id",
-                                 "parameters": {"id": "$response.body#/id"}}}),
+        links={name: {"operationId": op_id, "parameters": {"id": "$response.body#/id"}}
+               for name, op_id in (("GetExperiment", "get_api_experiments_id"),
+                                   ("UpdateExperiment", "patch_api_experiments_id"),
+                                   ("Report", "get_api_experiments_id_report"),
+                                   ("Timeline", "get_api_experiments_id_timeline"),
+                                   ("Reweight", "post_api_experiments_id_weights"),
+                                   ("Transition", "post_api_experiments_id_action"))}),
     ("GET", "/api/experiments"): Op(
         "Find experiments", "experiments",
         query=(_q("endpoint", STRING),
@@ -285,7 +318,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                  scopes=array({"enum": ["admin", "deploy", "infer", "feedback"]}),
                  rate_limit=nullable(NUMBER)),
         response={**TOKEN, "required": ["name", "scopes", "token"],
-                  "properties": {**TOKEN["properties"], "token": STRING}}),
+                  "properties": {**TOKEN["properties"], "token": STRING}},
+        links={"Revoke": {"operationId": "delete_api_tokens_name",
+                          "parameters": {"name": "$response.body#/name"}}}),
     ("GET", "/api/tokens"): Op("List tokens (never their secrets)", "tokens",
                                query=(_q("revoked", BOOLEAN, "Include revoked tokens."),),
                                response=obj(["tokens"], tokens=array(TOKEN))),
@@ -380,13 +415,16 @@ def _operation(method: str, path: str, op: Op) -> dict[str, Any]:
     if op.response is not None:
         ok["content"] = {op.response_type: {"schema": op.response}}
     elif op.response_type != JSON and op.ok < 300:
-        ok["content"] = {op.response_type: {}}
+        ok["content"] = {t: {} for t in (op.response_type, *op.also)}
     if op.links:
         ok["links"] = op.links
     out["responses"] = {
         str(op.ok): ok,
         "default": {"description": "An error, in the one error shape",
-                    "content": {JSON: {"schema": op.errors}}},
+                    "content": {JSON: {"schema": op.errors}}} if op.errors is not None else
+                   {"description": "An error page, or a redirect to sign in (a path no "
+                                   "route matches: the one error shape)",
+                    "content": {HTML: {}, JSON: {"schema": ERROR}}},
     }
     if op.scope == "":
         out["security"] = []
