@@ -17,6 +17,8 @@
     ├── TooManyRequests (429)         over a rate limit; Retry-After says when to retry
     ├── ModelError (500)              the user's function raised
     ├── WorkerCrashed (502)           the worker process died mid-request
+    │   ├── AnswerTooLarge (502)      the model's answer is over max_answer_bytes
+    │   └── OutOfMemory (502)         the model passed its worker's memory limit
     ├── Unavailable (503)
     │   └── Unreachable (503)         client side: no server answered at that address
     └── ModelTimeout (504)            the function ran past its timeout
@@ -129,6 +131,14 @@ class WorkerCrashed(ChampionError):
     type_name = "worker_crashed"
 
 
+class AnswerTooLarge(WorkerCrashed):
+    type_name = "answer_too_large"
+
+
+class OutOfMemory(WorkerCrashed):
+    type_name = "out_of_memory"
+
+
 class Unavailable(ChampionError):
     status_code = 503
     type_name = "unavailable"
@@ -162,6 +172,8 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     TooManyRequests,
     ModelError,
     WorkerCrashed,
+    AnswerTooLarge,
+    OutOfMemory,
     Unavailable,
     Unreachable,
     ModelTimeout,

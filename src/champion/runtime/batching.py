@@ -82,9 +82,8 @@ class Batcher:
             body = orjson.dumps({"vector": [x for x, _ in batch]})
             kind, reply = await self.pool.call(body)
             if kind != p.RESULT:
-                err = orjson.loads(reply)
-                raise ModelError(f"{err['type']}: {err['message']} (in a micro-batch of "
-                                 f"{len(batch)})", exception=err["type"])
+                raise self.pool.failure(orjson.loads(reply),
+                                        f" (in a micro-batch of {len(batch)})")
             outputs = orjson.loads(reply)
             for (_, fut), y in zip(batch, outputs, strict=True):
                 if not fut.done():

@@ -27,7 +27,7 @@ from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
 from champion.runtime.envs import EnvManager
-from champion.runtime.pool import Runtime
+from champion.runtime.pool import Limits, Runtime
 from champion.server import (
     admin,
     environments,
@@ -144,7 +144,9 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         runtime = Runtime(store.artifacts.root, idle_timeout=config.idle_timeout,
                           fork_server=config.fork_server,
                           preload=tuple(m.strip() for m in config.preload_modules.split(",")
-                                        if m.strip()))
+                                        if m.strip()),
+                          limits=Limits(max_answer_bytes=config.max_answer_bytes,
+                                        memory_mb=config.worker_memory_mb))
         st = State(
             config=config,
             store=store,
