@@ -51,8 +51,9 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_p
              "--report", "json", "--report-json-path", str(report)],
             capture_output=True, text=True, timeout=600, cwd=ROOT,
             env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.st_hooks", "COLUMNS": "120"})
-        start = out.stdout.find("= FAILURES =")
-        summary = (out.stdout[start:start + 8000] if start >= 0 else "") + out.stdout[-2500:]
+        summary = "".join(out.stdout[i:i + 6000] for i in (out.stdout.find("= ERRORS ="),
+                                                           out.stdout.find("= FAILURES ="))
+                          if i >= 0) + out.stdout[-2500:]
         print(summary)
         assert report.is_file(), out.stderr[-3000:]
         figures = json.loads(report.read_text())
