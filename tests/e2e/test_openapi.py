@@ -20,3 +20,21 @@ def test_server_serves_an_openapi_31_document_of_every_route(server):
     for path in ("/v1/{name}", "/v1/{name}/feedback", "/api/deployments/{name}/versions",
                  "/api/experiments", "/healthz"):
         assert path in doc["paths"]
+
+
+def test_log_filters_past_the_stores_integers_are_400_not_a_broken_stream(server, client,
+                                                                           unique_name):
+    """Found by schemathesis: ?status=-92233720368547759 overflowed SQLite's INTEGER in the
+    middle of a streamed export (a chunked answer cut short) and was a 500 on /logs."""
+
+    def echo(x):
+        return x
+
+    client.deploy(echo, unique_name)
+    with server.admin() as http:
+        for path in (f"/api/deployments/{unique_name}/logs",
+                     f"/api/deployments/{unique_name}/logs/export"):
+            for bad in ("-92233720368547759", str(2**63)):
+                resp = http.get(path, params={"status": bad, "format": "csv"})
+                assert resp.status_code == 400, resp.text
+                assert "'status'" in resp.json()["error"]["message"]

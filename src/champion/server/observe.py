@@ -170,6 +170,8 @@ def log_filters(request: Request) -> dict[str, Any]:
                 filters[key] = int(q[key])
             except ValueError:
                 raise BadRequest(f"query parameter {key!r} must be an integer") from None
+            if not 0 <= filters[key] <= 2**31 - 1:  # the store's integer columns
+                raise BadRequest(f"query parameter {key!r} must be between 0 and {2**31 - 1}")
     for key in ("experiment", "unit"):
         if q.get(key):
             filters[key] = q[key]
