@@ -127,8 +127,8 @@ def require_token(request: Request, token: str, scope: str = "admin") -> Caller:
             request.scope[CALLER_KEY] = DASHBOARD
             return DASHBOARD
         raise Unauthorized(
-            "this call needs a token: send 'Authorization: Bearer <token>' (or the "
-            "token alone). "
+            "this call needs the admin token (or a token with the scope it needs): send "
+            "'Authorization: Bearer <token>' (or the token alone). "
             "champion serve prints the admin token on first start and keeps it in its data "
             "directory (DATA_DIR/token); the CLI takes --token or CHAMPION_TOKEN, `champion "
             "login URL` saves it once, and the CLI and the client also read CHAMPION_HOME/token"
