@@ -9,6 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from champion.deployment_settings import DEPLOYMENT_SETTINGS
 from champion.main import main
 from champion.settings import SETTINGS
 
@@ -49,6 +50,18 @@ def test_every_setting_is_in_configuration_md(setting):
     text = read("configuration.md")
     assert f"`{setting.flag}`" in text, f"{setting.flag} is not in docs/configuration.md"
     assert f"`{setting.env_var}`" in text, f"{setting.env_var} is not in docs/configuration.md"
+
+
+@pytest.mark.parametrize("setting", DEPLOYMENT_SETTINGS, ids=lambda s: s.name)
+def test_every_deployment_setting_is_in_configuration_md_with_its_bounds(setting):
+    section = read("configuration.md").split("## Per-deployment settings", 1)[1]
+    rows = [line for line in section.split("\n## ", 1)[0].splitlines()
+            if line.startswith(f"| `{setting.name}` |")]
+    assert rows, f"deployment setting {setting.name} is not in docs/configuration.md"
+    assert f"| {setting.bounds} |" in rows[0], (setting.bounds, rows[0])
+    assert setting.help in rows[0]
+    assert f"`{setting.flag}`" in cli_section("configure") or setting.flag in cli_section(
+        "configure"), f"{setting.flag} is not in docs/cli.md's configure section"
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -22,6 +22,7 @@ from champion import __version__
 from champion.console import console, err_console, handle_errors, print_table, user_frames
 from champion.console import fail as _fail
 from champion.console import when as _when
+from champion.deployment_settings import DEPLOYMENT_SETTINGS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -398,38 +399,33 @@ def delete(name: str, yes: bool, url: str, token: str | None) -> None:
     console.print(f"deleted {name}")
 
 
+def _deployment_setting_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One flag per per-deployment setting, from its registry entry (type, help, bounds)."""
+    for setting in reversed(DEPLOYMENT_SETTINGS):
+        if setting.type is list:
+            fn = click.option(setting.flag, setting.name, multiple=True,
+                              help=f"{setting.help} (repeatable)")(fn)
+        else:
+            fn = click.option(setting.flag, setting.name, type=setting.type, default=None,
+                              help=f"{setting.help} ({setting.bounds})")(fn)
+    return fn
+
+
 @main.command()
 @click.argument("name")
-@click.option("--workers", type=int, default=None, help="Worker processes per version.")
-@click.option("--timeout", type=float, default=None, help="Call timeout in seconds.")
-@click.option("--idle-timeout", type=float, default=None,
-              help="Seconds before idle workers are stopped.")
-@click.option("--log-sample-rate", type=float, default=None,
-              help="Share (0..1) of requests whose input and output are stored in the log.")
-@click.option("--log-payload-bytes", type=int, default=None,
-              help="Largest input or output stored in the log for NAME (0: none).")
-@click.option("--log-redact", multiple=True,
-              help="A field whose value is replaced by [redacted] in the log (repeatable).")
-@click.option("--batch-max-size", type=int, default=None,
-              help="Above 1: micro-batching; the function takes and returns lists.")
-@click.option("--batch-max-wait-ms", type=float, default=None,
-              help="With micro-batching: how long a lone request may wait for company.")
+@_deployment_setting_options
 @client_options
 @handle_errors
-def configure(name: str, workers: int | None, timeout: float | None,
-              idle_timeout: float | None, log_sample_rate: float | None,
-              log_payload_bytes: int | None, log_redact: tuple[str, ...],
-              batch_max_size: int | None, batch_max_wait_ms: float | None, url: str,
-              token: str | None) -> None:
+def configure(name: str, url: str, token: str | None, **values: Any) -> None:
     """Change NAME's runtime, batching and request-log settings."""
-    settings: dict[str, Any] = {
-        k: v for k, v in (("workers", workers), ("timeout", timeout),
-                          ("idle_timeout", idle_timeout), ("log_sample_rate", log_sample_rate),
-                          ("log_payload_bytes", log_payload_bytes),
-                          ("batch_max_size", batch_max_size),
-                          ("batch_max_wait_ms", batch_max_wait_ms)) if v is not None}
-    if log_redact:
-        settings["log_redact"] = list(log_redact)
+    settings: dict[str, Any] = {}
+    for setting in DEPLOYMENT_SETTINGS:
+        value = values.get(setting.name)
+        if setting.type is list:
+            if value:
+                settings[setting.name] = list(value)
+        elif value is not None:
+            settings[setting.name] = value
     if not settings:
         _fail("give at least one setting to change (see --help)")
     config = _client(url, token).configure(name, **settings)

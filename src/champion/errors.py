@@ -21,7 +21,8 @@
     │   └── OutOfMemory (502)         the model passed its worker's memory limit
     ├── Unavailable (503)
     │   └── Unreachable (503)         client side: no server answered at that address
-    └── ModelTimeout (504)            the function ran past its timeout
+    ├── ModelTimeout (504)            the function ran past its timeout
+    └── InsufficientStorage (507)     the store's disk is full: nothing was stored
 
 The server turns any of them into the one JSON error shape
 ``{"error": {"type": ..., "message": ..., "request_id": ...}}``; the client maps the
@@ -156,6 +157,11 @@ class ModelTimeout(ChampionError):
     type_name = "timeout"
 
 
+class InsufficientStorage(ChampionError):
+    status_code = 507
+    type_name = "insufficient_storage"
+
+
 ALL_ERRORS: tuple[type[ChampionError], ...] = (
     ChampionError,
     BadRequest,
@@ -177,6 +183,7 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     Unavailable,
     Unreachable,
     ModelTimeout,
+    InsufficientStorage,
 )
 
 _BY_TYPE = {cls.type_name: cls for cls in ALL_ERRORS}

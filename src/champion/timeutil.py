@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_SECONDS = 1e10  # about 300 years: longer durations and later times are typing errors
+
+
+def _finite(value: float, text: str, what: str) -> float:
+    if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+        raise ValueError(f"not a {what}: {text[:40]!r} (out of range)")
+    return value
 
 
 def parse_duration(text: str) -> float:
@@ -15,11 +23,12 @@ def parse_duration(text: str) -> float:
     value = text.strip().lower()
     match = _AGE.match(value)
     if match:
-        return float(match.group(1)) * _UNIT[match.group(2)]
+        return _finite(float(match.group(1)) * _UNIT[match.group(2)], text, "duration")
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        raise ValueError(f"not a duration: {text!r} (try 30s, 5m, 1h, 7d)") from None
+        raise ValueError(f"not a duration: {text[:40]!r} (try 30s, 5m, 1h, 7d)") from None
+    return _finite(seconds, text, "duration")
 
 
 def parse_time(text: str, now: float | None = None) -> float:
@@ -29,15 +38,16 @@ def parse_time(text: str, now: float | None = None) -> float:
     if _AGE.match(value.lower()):
         return current - parse_duration(value)
     try:
-        return float(value)
-    except ValueError:
-        pass
+        return _finite(float(value), text, "time")
+    except ValueError as exc:
+        if "out of range" in str(exc):
+            raise
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()
+        return dt.timestamp()
+    except (ValueError, OverflowError, OSError):
         raise ValueError(
-            f"not a time: {text!r} (give Unix seconds, ISO 8601, or an age such as 1h)"
+            f"not a time: {text[:40]!r} (give Unix seconds, ISO 8601, or an age such as 1h)"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()
-    return dt.timestamp()

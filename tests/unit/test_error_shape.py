@@ -45,6 +45,7 @@ PINNED = {
     "Unavailable": (503, "unavailable"),
     "Unreachable": (503, "unreachable"),  # client side: no server answered
     "ModelTimeout": (504, "timeout"),
+    "InsufficientStorage": (507, "insufficient_storage"),
 }
 
 

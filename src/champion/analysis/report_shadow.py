@@ -31,10 +31,12 @@ from champion.analysis.shadow import (
     regression_diff,
 )
 
-__all__ = ["LABEL_KEYS", "ShadowPair", "shadow_report"]
+__all__ = ["LABEL_KEYS", "ShadowPair", "prediction_of", "shadow_report"]
 
 #: Keys tried, in order, on dict outputs when no ``field`` is given (shadow reports).
-LABEL_KEYS = ("label", "prediction", "class")
+# The keys a dict answer's prediction is read from, first found wins: one list for shadow
+# agreement here and for deployment accuracy (store/ledger.py reads it from here).
+LABEL_KEYS = ("label", "prediction", "class", "y")
 #: Relative tolerance of the regression tolerance-agreement rate (spec §6.3).
 REGRESSION_RTOL = 0.01
 #: PSI levels that count as drift (spec §6.5: >= 0.1).
@@ -54,16 +56,21 @@ class ShadowPair:
     label: Any = None  # ground truth from feedback, when it arrived
 
 
-def _extract(value: Any, key: str | None) -> Any:
-    """The compared output: ``value[key]``, else the first of :data:`LABEL_KEYS`, for dicts."""
-    if not isinstance(value, dict):
-        return value
-    if key is not None:
-        return value.get(key)
-    for k in LABEL_KEYS:
-        if k in value:
-            return value[k]
+def prediction_of(value: Any) -> Any:
+    """The prediction in an answer: for a dict, its first of :data:`LABEL_KEYS`; else the
+    answer itself."""
+    if isinstance(value, dict):
+        for k in LABEL_KEYS:
+            if k in value:
+                return value[k]
     return value
+
+
+def _extract(value: Any, key: str | None) -> Any:
+    """The compared output: ``value[key]``, else :func:`prediction_of`, for dicts."""
+    if isinstance(value, dict) and key is not None:
+        return value.get(key)
+    return prediction_of(value)
 
 
 def _is_number(v: Any) -> bool:
@@ -213,7 +220,7 @@ def shadow_report(
     succeeded enter the output, latency and drift comparisons.
 
     ``kind="auto"`` picks regression when every compared output (after taking ``field``, or
-    the first of "label" / "prediction" / "class", from dict outputs) is a number and some
+    the first of "label" / "prediction" / "class" / "y", from dict outputs) is a number and some
     have a fractional part, classification otherwise. ``dropped`` counts mirrored requests that
     never produced a pair. Output is JSON-safe (no NaN / inf).
     """

@@ -92,6 +92,15 @@ def _clicks(value: Any) -> list[Any]:
     return value
 
 
+def _json_text(value: Any, what: str) -> str:
+    """A JSON value as the text the store keeps (read at up to 1024 levels, orjson writes
+    at most 254)."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        raise ValueError(f"{what} is nested too deeply (over 250 levels)") from None
+
+
 def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[str, Any]:
     """One feedback row for the store, or ValueError saying what is wrong."""
     if not isinstance(item, dict):
@@ -106,6 +115,8 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
     if unit is not None and (not isinstance(unit, (str, int)) or isinstance(unit, bool)
                              or len(str(unit)) > 256):
         raise ValueError("'unit' must be a string of at most 256 characters")
+    if isinstance(unit, str) and "\x00" in unit:
+        raise ValueError("'unit' must not contain a NUL character")
     value: float | None = None
     label: str | None = None
     kinds = [k for k in ("reward", "label", "clicks", "metric") if k in item]
@@ -120,10 +131,10 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
         value = _number(item["reward"], "'reward'")
     elif kind == "label":
         metric = "label"
-        label = orjson.dumps(item["label"]).decode()
+        label = _json_text(item["label"], "'label'")
     elif kind == "clicks":
         metric = "clicks"
-        label = orjson.dumps(_clicks(item["clicks"])).decode()
+        label = _json_text(_clicks(item["clicks"]), "'clicks'")
         value = float(len(item["clicks"]))
     else:
         metric = item["metric"]
@@ -141,6 +152,8 @@ def parse_item(item: Any, deployment: str, ids: RequestIds, now: float) -> dict[
     if event_id is not None and (isinstance(event_id, bool) or not isinstance(
             event_id, (str, int)) or len(str(event_id)) > 128):
         raise ValueError("'event_id' must be a string of at most 128 characters")
+    if isinstance(event_id, str) and "\x00" in event_id:
+        raise ValueError("'event_id' must not contain a NUL character")
     if request_id is not None and kind == "clicks" and event_id is not None:
         dedup: str | None = f"{request_id}#{event_id}"
     elif request_id is not None:

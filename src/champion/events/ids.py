@@ -80,7 +80,8 @@ class RequestIds:
 
     def attribution(self, request_id: str) -> Attribution | None:
         """What the id carries, or None when this server did not issue it."""
-        if not isinstance(request_id, str) or len(request_id) > MAX_LENGTH:
+        if (not isinstance(request_id, str) or len(request_id) > MAX_LENGTH
+                or not request_id.isascii()):  # compare_digest takes ASCII strings only
             return None
         base, sep, mac = request_id.rpartition("-")
         if not sep or len(mac) != 10 or len(base) < KEY_LENGTH:

@@ -8,7 +8,9 @@ Where the write runs is measured, not assumed. PostgreSQL's client waits on the 
 with the GIL released, so a thread suits it. SQLite's module takes the GIL back after every
 row's step, and a writer thread doing that fought the event loop for it, costing ~25 % of
 single-row throughput; on SQLite the writer runs on the loop itself in small chunks
-(a few milliseconds each), yielding between them.
+(a few milliseconds each), yielding between them. It never waits there for the write lock:
+when another writer (a feedback write, another process) holds it, the chunk is written from
+a thread instead, which waits, while the loop goes on serving.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from champion.store import Store
+from champion.store import Store, StoreBusy
 
 log = logging.getLogger("champion.events")
 
@@ -36,12 +38,13 @@ class EventWriter:
                  inline: bool | None = None) -> None:
         self.store = store
         self.inline = store.is_sqlite if inline is None else inline
-        self.insert = insert or store.insert_requests
+        self.insert: Callable[..., None] = insert or store.insert_requests
         self.interval = max(flush_ms, 1) / 1000.0
         self.buffer: list[dict[str, Any]] = []
         self.written = 0
         self.dropped = 0
         self.failures = 0
+        self.busy = 0  # chunks written from a thread because the database was locked
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._closing = False
@@ -79,7 +82,11 @@ class EventWriter:
             batch, self.buffer = self.buffer[:size], self.buffer[size:]
             try:
                 if self.inline:
-                    self.insert(batch)
+                    try:
+                        self.insert(batch, wait=False)
+                    except StoreBusy:
+                        self.busy += 1
+                        await asyncio.to_thread(self.insert, batch)
                     await asyncio.sleep(0)  # let requests in between chunks
                 else:
                     await asyncio.to_thread(self.insert, batch)
@@ -114,5 +121,6 @@ class EventWriter:
             "written": self.written,
             "dropped": self.dropped,
             "write_failures": self.failures,
+            "written_while_locked": self.busy,
             "time": time.time(),
         }

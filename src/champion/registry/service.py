@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from champion.deployment_settings import check_config
 from champion.errors import BadRequest, Conflict, DeployError, NotFound
 from champion.registry.experiments import Active, Experiments, build_active
 from champion.store import Store
@@ -25,16 +26,6 @@ log = logging.getLogger("champion.registry")
 
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 RESERVED_ALIASES = frozenset({"latest"})
-DEPLOYMENT_CONFIG_KEYS: dict[str, type] = {
-    "workers": int,
-    "timeout": float,
-    "idle_timeout": float,
-    "log_sample_rate": float,
-    "log_payload_bytes": int,
-    "log_redact": list,
-    "batch_max_size": int,
-    "batch_max_wait_ms": float,
-}
 
 
 @dataclass(frozen=True)
@@ -53,47 +44,6 @@ class Target:
     @property
     def label(self) -> str:
         return f"{self.deployment}:{self.version}"
-
-
-def check_config(config: dict[str, Any] | None) -> dict[str, Any]:
-    if config is not None and not isinstance(config, dict):
-        raise BadRequest("'config' is an object of deployment settings", field="config")
-    out: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        kind = DEPLOYMENT_CONFIG_KEYS.get(key)
-        if kind is None:
-            raise BadRequest(
-                f"unknown deployment setting {key!r}; known: {sorted(DEPLOYMENT_CONFIG_KEYS)}"
-            )
-        if value is None:
-            continue
-        if kind is list:
-            if not isinstance(value, list) or not all(
-                isinstance(v, str) and v for v in value
-            ):
-                raise BadRequest(f"deployment setting {key!r} must be a list of field names")
-            out[key] = list(value)
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadRequest(f"deployment setting {key!r} must be a number")
-        if key == "log_sample_rate":
-            if not 0 <= value <= 1:
-                raise BadRequest("deployment setting 'log_sample_rate' is between 0 and 1")
-        elif key == "batch_max_wait_ms":
-            if not 0 <= value <= 1000:
-                raise BadRequest("deployment setting 'batch_max_wait_ms' is between 0 and 1000")
-        elif key == "batch_max_size":
-            if not 1 <= value <= 10_000:
-                raise BadRequest("deployment setting 'batch_max_size' is between 1 and 10000")
-        elif key == "log_payload_bytes":
-            if value < 0:
-                raise BadRequest("deployment setting 'log_payload_bytes' must be 0 or more")
-        elif value <= 0:
-            raise BadRequest(f"deployment setting {key!r} must be a positive number")
-        out[key] = kind(value)
-    if out.get("workers", 1) > 64:
-        raise BadRequest("deployment setting 'workers' must be at most 64")
-    return out
 
 
 class Registry:
@@ -170,6 +120,10 @@ class Registry:
         await self.refresh()
         return name in await self._alias_map()
 
+    def known(self, name: str) -> bool:
+        """Whether the cache knows deployment ``name`` (no store access: for the hot path)."""
+        return self._aliases is not None and name in self._aliases
+
     async def names(self) -> set[str]:
         return set(await self._alias_map())
 
@@ -202,11 +156,9 @@ class Registry:
         else:
             found = aliases.get(ref)
             if found is None:
-                raise NotFound(
-                    f"deployment {name!r} has no alias {ref!r} (aliases: "
-                    f"{', '.join(sorted(aliases))})",
-                    deployment=name,
-                )
+                # not the list of aliases: the caller may be anonymous (the admin API
+                # lists them)
+                raise NotFound(f"deployment {name!r} has no alias {ref!r}", deployment=name)
             number = found
         target = self._versions.get((name, number))
         if target is None:
@@ -250,9 +202,11 @@ class Registry:
         if own_environment is not None:
             return self._check_python(manifest, own_environment, warnings)
         for module in manifest.get("modules", []):
-            if module in local_tops:
+            if module.split(".")[0] in local_tops:
                 continue
-            if importlib.util.find_spec(module) is None:
+            # The top-level name only: finding a.b imports a (runs its code) in the server,
+            # and only workers may load code.
+            if importlib.util.find_spec(module.split(".")[0]) is None:
                 dists = ", ".join(f"{d}=={v}" for d, v in packages.items()) or module
                 raise DeployError(
                     f"cannot deploy: the function needs package {module!r}, which is not "
@@ -441,7 +395,8 @@ class Registry:
         row = await asyncio.to_thread(self.store.get_deployment, name)
         if row is None:
             raise NotFound(f"no deployment named {name!r}", deployment=name)
-        merged = {**(row["config"] or {}), **check_config(config)}
+        checked = check_config(config)
+        merged = {**(row["config"] or {}), **checked}
         for key, value in config.items():
             if value is None:
                 merged.pop(key, None)

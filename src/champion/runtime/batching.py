@@ -10,7 +10,7 @@ idle. ``batch_max_wait_ms`` > 0 additionally holds a lone request that long for 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -18,11 +18,19 @@ from champion.errors import ModelError
 from champion.runtime import protocol as p
 
 if TYPE_CHECKING:
-    from champion.runtime.pool import VersionPool
+    from champion.runtime.pool import PoolSpec
+
+
+class Calls(Protocol):
+    """What a batcher sends its batches to: a local pool, or a Ray deployment's handle."""
+
+    spec: PoolSpec
+
+    async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]: ...
 
 
 class Batcher:
-    def __init__(self, pool: VersionPool) -> None:
+    def __init__(self, pool: Calls) -> None:
         self.pool = pool
         self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
         self.inflight = 0
@@ -82,8 +90,13 @@ class Batcher:
             body = orjson.dumps({"vector": [x for x, _ in batch]})
             kind, reply = await self.pool.call(body)
             if kind != p.RESULT:
-                raise self.pool.failure(orjson.loads(reply),
-                                        f" (in a micro-batch of {len(batch)})")
+                err = orjson.loads(reply)
+                where = f" (in a micro-batch of {len(batch)})"
+                failure = getattr(self.pool, "failure", None)  # a local pool's: memory too
+                if failure is not None:
+                    raise failure(err, where)
+                raise ModelError(f"{err['type']}: {err['message']}{where}",
+                                 exception=err["type"])
             outputs = orjson.loads(reply)
             for (_, fut), y in zip(batch, outputs, strict=True):
                 if not fut.done():

@@ -13,13 +13,24 @@ from typing import Any
 import cloudpickle
 
 
-def load_function(manifest: dict[str, Any], read_blob: Callable[[str], bytes]) -> Any:
-    """Return the callable described by ``manifest``; blobs are read by content hash."""
+def load_function(manifest: dict[str, Any], read_blob: Callable[[str], bytes],
+                  workdir: Path | None = None) -> Any:
+    """Return the callable described by ``manifest``; blobs are read by content hash.
+
+    The version's files are written under ``workdir`` (the server makes it, and removes it
+    when the worker exits), and nowhere else: a destination that would land outside it
+    (``../x``, an absolute path, a symlinked directory) fails the load.
+    """
     files: dict[str, str] = manifest.get("files", {})
     if files:
-        workdir = Path(tempfile.mkdtemp(prefix="champion-files-"))
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="champion-files-"))
+        root = workdir.resolve()
         for rel, digest in files.items():
-            dest = workdir / rel
+            dest = (root / rel).resolve()
+            if not dest.is_relative_to(root) or dest == root:
+                raise ValueError(f"file {rel!r} would be written outside the version's "
+                                 "directory")
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(read_blob(digest))
         sys.path.insert(0, str(workdir))

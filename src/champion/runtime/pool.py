@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -34,12 +37,11 @@ from champion.errors import (
     WorkerCrashed,
 )
 from champion.runtime import protocol as p
+from champion.runtime.base import BaseRuntime, VersionKey
 from champion.runtime.batching import Batcher
 from champion.runtime.forks import Zygote, ZygoteError, Zygotes
 
 log = logging.getLogger("champion.runtime")
-
-VersionKey = tuple[str, int]
 
 
 def _installed_modules(manifest: dict[str, Any]) -> list[str]:
@@ -51,6 +53,15 @@ def _installed_modules(manifest: dict[str, Any]) -> list[str]:
 def _value_pickles(manifest: dict[str, Any], artifacts: Path) -> list[Path]:
     digests = [d for d in manifest.get("values", {}).values() if isinstance(d, str)]
     return [artifacts / d[:2] / d[2:] for d in digests if len(d) == 64]
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^/\s'\":,()\[\]]+){2,}")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with the server's file paths cut to their last part (``…/name``): a load
+    failure reaches anonymous callers, who need not learn where the data directory is."""
+    return _PATH.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], text)
 
 
 def label_of(key: VersionKey) -> str:
@@ -74,6 +85,7 @@ class PoolSpec:
     key: VersionKey
     manifest: dict[str, Any]
     workers: int = 1
+    max_workers: int | None = None  # > workers: autoscaled between the two (Ray runtime)
     timeout: float = 30.0
     idle_timeout: float | None = None
     load_timeout: float = 120.0
@@ -105,6 +117,7 @@ class Worker:
         self._timeouts: dict[int, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self.workdir: str | None = None  # where its version's files are written
 
     async def start(self, artifacts: Path, load_timeout: float) -> None:
         spec = self.pool.spec
@@ -142,7 +155,11 @@ class Worker:
             child.close()
         self.reader, self.writer = await asyncio.open_unix_connection(sock=parent)
         self._reader_task = asyncio.create_task(self._read_loop())
-        body = orjson.dumps({"manifest": self.pool.spec.manifest, "artifacts": str(artifacts)})
+        load: dict[str, Any] = {"manifest": spec.manifest, "artifacts": str(artifacts)}
+        if spec.manifest.get("files"):  # its files' directory: ours to remove when it exits
+            self.workdir = tempfile.mkdtemp(prefix="champion-files-")
+            load["workdir"] = self.workdir
+        body = orjson.dumps(load)
         try:
             kind, reply = await asyncio.wait_for(self._send(p.LOAD, body), load_timeout)
         except TimeoutError:
@@ -157,8 +174,11 @@ class Worker:
         if kind == p.FAILED:
             err = orjson.loads(reply)
             self.kill()
+            log.warning("%s failed to load: %s: %s", self.pool.label, err["type"],
+                        err["message"])
             raise Unavailable(
-                f"{self.pool.label} failed to load: {err['type']}: {err['message']}",
+                f"{self.pool.label} failed to load: {err['type']}: "
+                f"{without_paths(err['message'])}",
                 cause=err["type"],
             )
 
@@ -204,7 +224,13 @@ class Worker:
                 raise asyncio.IncompleteReadError(b"", size)
             size -= len(chunk)
 
+    def _remove_workdir(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
     def _on_exit(self) -> None:
+        self._remove_workdir()
         if not self.dead:
             self.dead = True
             self.pool.worker_exited(self)
@@ -251,12 +277,42 @@ class Worker:
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def call(self, body: bytes, timeout: float) -> tuple[int, bytes]:
-        fut = self._send(p.CALL, body)
-        self._timeouts[self.next_id - 1] = timeout
+    async def call(self, body: bytes, timeout: float, deadline: float | None = None
+                   ) -> tuple[int, bytes]:
+        """Run one call; its worker is replaced when it runs ``timeout`` seconds.
+
+        ``deadline`` (the event loop's clock): the caller's answer is due then whatever
+        happens, 504 when the call is running (it may still finish on the worker, its answer
+        dropped), 503 when it is still waiting behind the calls ahead of it.
+        """
+        if deadline is None:
+            fut = self._send(p.CALL, body)
+        else:  # the worker skips it if it only gets to it after the caller has gone
+            wall = time.time() + deadline - asyncio.get_running_loop().time()
+            fut = self._send(p.CALL_BY, p.DEADLINE.pack(wall) + body)
+        msg_id = self.next_id - 1
+        self._timeouts[msg_id] = timeout
         if len(self._timeouts) == 1:
             self._arm_timer()
-        return await fut
+        if deadline is None:
+            return await fut
+        due = asyncio.get_running_loop().call_at(deadline, self._due, msg_id, fut, timeout)
+        try:
+            return await fut
+        finally:
+            due.cancel()
+
+    def _due(self, msg_id: int, fut: asyncio.Future[tuple[int, bytes]], timeout: float
+             ) -> None:
+        if fut.done():
+            return
+        if next(iter(self._timeouts), None) == msg_id:
+            fut.set_exception(ModelTimeout(f"{self.pool.label} did not answer within "
+                                           f"{timeout:g} s"))
+        else:
+            fut.set_exception(Unavailable(
+                f"every worker of {self.pool.label} stayed busy for {timeout:g} s; "
+                "add workers or slow down"))
 
     def _arm_timer(self) -> None:
         if self._timer is not None:
@@ -289,6 +345,7 @@ class Worker:
             self.pool.worker_exited(self)
         if self.writer is not None:
             self.writer.close()
+        self._remove_workdir()
 
 
 class VersionPool:
@@ -357,7 +414,8 @@ class VersionPool:
         except Exception as exc:
             self.starting -= 1
             log.exception("%s: could not start a worker", self.label)
-            self.load_error = Unavailable(f"{self.label}: could not start a worker: {exc}")
+            self.load_error = Unavailable(f"{self.label}: could not start a worker: "
+                                          f"{type(exc).__name__}: {without_paths(str(exc))}")
             return
         self.starting -= 1
         if self.closed:
@@ -438,23 +496,29 @@ class VersionPool:
     # -------------------------------------------------------------- calls
 
     async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]:
+        """One call, answered within ``timeout`` (the version's by default) from now:
+        waiting for a worker (503 past it), in line at the worker (503) and running (504)."""
         self.last_used = time.monotonic()
         self.calls += 1
         limit = timeout or self.spec.timeout
+        deadline = asyncio.get_running_loop().time() + limit
         worker = None
         if not self.waiters:
             worker = self._free_worker()
             if worker is not None:
                 worker.inflight += 1
         if worker is None:
+            loading = not self.workers
             try:
-                worker = await asyncio.wait_for(self.acquire(), max(limit, self.spec.load_timeout
-                                                                    if not self.workers else 0))
+                worker = await asyncio.wait_for(self.acquire(), limit)
             except TimeoutError:
+                if loading and not self.workers:  # the start goes on for the next calls
+                    raise Unavailable(f"{self.label} is still starting its workers (over "
+                                      f"{limit:g} s); try again shortly") from None
                 raise Unavailable(f"every worker of {self.label} stayed busy for {limit:g} s; "
                                   "add workers or slow down") from None
         try:
-            return await worker.call(body, limit)
+            return await worker.call(body, limit, deadline)
         finally:
             self.last_used = time.monotonic()
             self.release(worker)
@@ -491,8 +555,10 @@ class VersionPool:
         }
 
 
-class Runtime:
-    """All pools of one server process."""
+class Runtime(BaseRuntime):
+    """All pools of one server process (the ``local`` runtime)."""
+
+    name = "local"
 
     def __init__(self, artifacts: Path, idle_timeout: float = 600.0, *,
                  fork_server: bool = True, preload: tuple[str, ...] = (),
@@ -589,10 +655,6 @@ class Runtime:
             pool = pools.pop(key, None)
             if pool is not None:
                 await pool.close()
-
-    async def stop_deployment(self, name: str) -> None:
-        for key in [k for k in self.versions() if k[0] == name]:
-            await self.stop(key)
 
     async def _reap_idle(self) -> None:
         while True:

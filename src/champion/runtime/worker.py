@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,9 @@ def serve(conn: Connection) -> None:
         # Code written for Modelbit (import modelbit; modelbit.load_value(...)) runs as is.
         sys.modules["modelbit"] = modelbit_shim
 
-        fn = load_function(request["manifest"], read_blob)
+        workdir = request.get("workdir")
+        fn = load_function(request["manifest"], read_blob,
+                           Path(workdir) if workdir else None)
     except BaseException as exc:
         traceback.print_exc()
         conn.send(p.FAILED, msg_id, _error_body(exc))
@@ -119,7 +122,13 @@ def serve(conn: Connection) -> None:
         msg = conn.recv()
         if msg is None:
             return  # the server went away
-        _kind, msg_id, body = msg
+        kind, msg_id, body = msg
+        if kind == p.CALL_BY:
+            if time.time() > p.DEADLINE.unpack_from(body)[0]:  # its caller has gone
+                conn.send(p.ERROR, msg_id, orjson.dumps({"type": p.EXPIRED, "message":
+                                                         "the caller's deadline passed"}))
+                continue
+            body = body[p.DEADLINE.size:]
         call = orjson.loads(body)
         if "vector" in call:  # micro-batched: one call of the function with a list
             try:
@@ -165,7 +174,26 @@ def serve(conn: Connection) -> None:
         conn.send(p.RESULT, msg_id, payload)
 
 
+def _die_with_parent() -> None:
+    """With CHAMPION_DIE_WITH_PARENT=1 (set by a Ray replica, runtime/rayreplica.py): the
+    kernel kills this worker when the process that started it dies, even mid-call (a hung
+    function never reads the socket's end). Linux only; elsewhere the socket's end does."""
+    if os.environ.get("CHAMPION_DIE_WITH_PARENT") != "1" or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(1)
+
+
 def main() -> None:
+    _die_with_parent()
     fd = int(sys.argv[1])
     sock = socket.socket(fileno=fd)
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,12 +17,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from champion.deployment_settings import check_config
 from champion.errors import BadRequest, ChampionError, DeployError, NotFound
 from champion.names import check_name
-from champion.registry.service import check_config
+from champion.registry.manifest import check_manifest_shape
 from champion.runtime.pool import PoolSpec
 from champion.server import environments
-from champion.server.http import actor, check_ref, json_response, read_json, require_token
+from champion.server.http import (
+    MAX_VERSION,
+    actor,
+    check_ref,
+    json_response,
+    read_json,
+    require_token,
+)
 from champion.store.artifacts import valid_hash
 
 if TYPE_CHECKING:
@@ -54,10 +63,12 @@ def _int(request: Request, key: str, default: int | None = None, *, low: int = 0
 
 
 def _version_number(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        if isinstance(raw, str) and raw.isdigit():
-            return int(raw)
-        raise BadRequest("'version' must be a positive integer")
+    """A version number from a body: a positive integer (or its ASCII digits) the store's
+    32-bit column holds."""
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10:
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_VERSION:
+        raise BadRequest(f"'version' must be an integer from 1 to {MAX_VERSION}")
     return raw
 
 
@@ -123,15 +134,15 @@ async def deploy(request: Request) -> Response:
     st = _state(request, "deploy")
     name = check_name(request.path_params["name"])
     body = await read_json(request, MAX_ADMIN_JSON)
-    manifest = body.get("manifest")
-    if not isinstance(manifest, dict):
-        raise BadRequest("the deploy body needs a 'manifest' object")
-    if not isinstance(manifest.get("function_name"), str) or not manifest["function_name"]:
-        raise BadRequest("the manifest needs a 'function_name' string", field="function_name")
+    manifest = check_manifest_shape(body.get("manifest"))
     config = check_config(body.get("config"))
+    if not isinstance(body.get("validate", True), bool):
+        raise BadRequest("'validate' must be true or false")
+    if not isinstance(body.get("source", ""), str):
+        raise BadRequest("'source' must be a string (the version's source code)")
     fields = {
-        "function_name": str(manifest["function_name"])[:256],
-        "source": str(body.get("source", "")),
+        "function_name": manifest["function_name"],
+        "source": body.get("source", ""),
         "python_version": str(manifest.get("python_version", "")),
         "packages": manifest.get("packages", {}),
         "manifest": manifest,
@@ -148,7 +159,8 @@ async def deploy(request: Request) -> Response:
     provisional = (name, -int(uuid.uuid4().int % 1_000_000_000) - 1)
     if body.get("validate", True):
         spec = PoolSpec(key=provisional, manifest=manifest, workers=workers, timeout=timeout,
-                        idle_timeout=config.get("idle_timeout"))
+                        idle_timeout=config.get("idle_timeout"),
+                        max_workers=config.get("max_workers"))
         try:
             await st.runtime.warm(spec)
         except ChampionError as exc:
@@ -296,7 +308,9 @@ async def logs(request: Request) -> Response:
         try:
             after = (float(ts), rid)
         except ValueError:
-            raise BadRequest("'after' must be 'TIMESTAMP,REQUEST_ID'") from None
+            after = None
+        if after is None or not math.isfinite(after[0]) or len(rid) > 64 or "\x00" in rid:
+            raise BadRequest("'after' must be 'TIMESTAMP,REQUEST_ID'")
     with_feedback = request.query_params.get("feedback", "").lower() in ("1", "true", "yes")
     rows = await asyncio.to_thread(
         functools.partial(st.store.query_requests, name, limit, after=after,

@@ -26,8 +26,9 @@ from champion.controller import Controller
 from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
+from champion.runtime.base import create_runtime
 from champion.runtime.envs import EnvManager
-from champion.runtime.pool import Limits, Runtime
+from champion.runtime.pool import Limits
 from champion.server import (
     admin,
     environments,
@@ -47,6 +48,7 @@ from champion.server.shadow import ShadowRunner
 from champion.server.state import State, load_or_create_token
 from champion.settings import Config
 from champion.store import Store
+from champion.store.failures import STORE_EXCEPTIONS, store_failure
 
 log = logging.getLogger("champion.server")
 
@@ -82,10 +84,23 @@ async def _champion_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    """The store failing (down: 503; disk full: 507), in the one error shape; the driver's
+    text goes to the server log only. Anything else of these classes is a bug of ours."""
+    err = store_failure(exc)
+    if err is None:
+        return await _unexpected(request, exc)
+    log.warning("%s %s: %s: %s", request.method, request.url.path, err.type_name, exc)
+    return error_response(err)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     ref = uuid.uuid4().hex[:12]
     log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
-    return error_response(ChampionError(f"internal server error (reference {ref})"))
+    # Starlette re-raises after this answer and the server then drops the connection: say
+    # so, or a keep-alive client sends its next request into a closed socket and loses it.
+    return error_response(ChampionError(f"internal server error (reference {ref})"),
+                          {"connection": "close"})
 
 
 async def _openapi(request: Request) -> Response:
@@ -141,12 +156,13 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
                 f"champion: admin token (shown once; kept in {data / 'token'}):\n  {token}",
                 flush=True,
             )
-        runtime = Runtime(store.artifacts.root, idle_timeout=config.idle_timeout,
-                          fork_server=config.fork_server,
-                          preload=tuple(m.strip() for m in config.preload_modules.split(",")
-                                        if m.strip()),
-                          limits=Limits(max_answer_bytes=config.max_answer_bytes,
-                                        memory_mb=config.worker_memory_mb))
+        runtime = create_runtime(
+            config.runtime, store.artifacts.root, idle_timeout=config.idle_timeout,
+            fork_server=config.fork_server,
+            preload=tuple(m.strip() for m in config.preload_modules.split(",") if m.strip()),
+            ray_address=config.ray_address, ray_replica_cpus=config.ray_replica_cpus,
+            limits=Limits(max_answer_bytes=config.max_answer_bytes,
+                          memory_mb=config.worker_memory_mb))
         st = State(
             config=config,
             store=store,
@@ -213,6 +229,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         exception_handlers={
             HTTPException: _http_error,
             ChampionError: _champion_error,
+            **{cls: _store_failed for cls in STORE_EXCEPTIONS},
             Exception: _unexpected,
         },
     )

@@ -1,4 +1,8 @@
-"""Running calls on a version's workers: the bridge from the request path to ``runtime/``."""
+"""Running calls on a version's workers: the bridge from the request path to ``runtime/``.
+
+The executor speaks the runtime interface (runtime/base.py): the same code runs versions on
+local worker processes or as Ray Serve deployments (the ``runtime`` setting).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ import orjson
 
 from champion.errors import InvalidInput
 from champion.registry import Target
+from champion.runtime.base import BaseRuntime
 from champion.runtime.envs import EnvManager
-from champion.runtime.pool import PoolSpec, Runtime
+from champion.runtime.pool import PoolSpec
 from champion.server import environments
 from champion.server.shapes import Call, worker_message
 from champion.settings import Config
+
+_TOO_DEEP = "the data is nested too deeply (over 250 levels)"
 
 
 class Executor:
@@ -24,7 +31,7 @@ class Executor:
     that environment's interpreter (``envs``); one still building answers 503.
     """
 
-    def __init__(self, runtime: Runtime, config: Config,
+    def __init__(self, runtime: BaseRuntime, config: Config,
                  envs: EnvManager | None = None) -> None:
         self.runtime = runtime
         self.config = config
@@ -43,7 +50,8 @@ class Executor:
             spec = PoolSpec(
                 key=key,
                 manifest=target.manifest,
-                workers=int(cfg.get("workers", self.config.workers)),
+                workers=max(1, int(cfg.get("workers", self.config.workers))),
+                max_workers=cfg.get("max_workers"),
                 timeout=float(cfg.get("timeout", self.config.timeout)),
                 idle_timeout=cfg.get("idle_timeout"),
                 batch_max_size=int(cfg.get("batch_max_size", 0)),
@@ -74,7 +82,12 @@ class Executor:
             if any(len(args) != 1 or kwargs for args, kwargs in calls):
                 raise InvalidInput("micro-batching is on for this deployment: its function "
                                    "takes one parameter (a list of inputs)")
-            outputs = await self.runtime.call_batched(spec, [args[0] for args, _ in calls])
+            inputs = [args[0] for args, _ in calls]
+            try:  # the batcher sends {"vector": [x, ...]}: two levels more than x itself
+                orjson.dumps({"vector": inputs})
+            except orjson.JSONEncodeError:
+                raise InvalidInput(_TOO_DEEP) from None
+            outputs = await self.runtime.call_batched(spec, inputs)
             if ids is None:
                 return orjson.dumps(outputs[0], option=orjson.OPT_NON_STR_KEYS)
             return orjson.dumps([[i, y] for i, y in zip(ids, outputs, strict=True)],
@@ -82,5 +95,5 @@ class Executor:
         try:
             message = orjson.dumps(worker_message(target.manifest, calls, ids))
         except orjson.JSONEncodeError:  # read at up to 1024 levels, written at up to 254
-            raise InvalidInput("the data is nested too deeply (over 250 levels)") from None
+            raise InvalidInput(_TOO_DEEP) from None
         return await self.runtime.call(spec, message, timeout)

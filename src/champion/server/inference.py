@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from champion.errors import ChampionError, InvalidInput, NotFound
+from champion.errors import ChampionError, InvalidInput
 from champion.registry import Target
 from champion.registry.experiments import Active
 from champion.routing import RoutingDecision, RoutingRequest
@@ -41,6 +41,7 @@ from champion.server.http import (
 from champion.server.shadow import ShadowJob
 from champion.server.shapes import call_options, request_calls
 from champion.server.state import State
+from champion.store.failures import store_failure
 from champion.strategies import Answer, Merged
 
 log = logging.getLogger("champion.server")
@@ -100,6 +101,10 @@ async def infer(request: Request) -> Response:
         exc = caught if isinstance(caught, ChampionError) else None
         request_id = _issue(st, key, name, target, active,
                             decision.variant if decision else None)
+        if exc is None:
+            exc = store_failure(caught)  # the store down (503) or full (507)
+            if exc is not None:
+                log.warning("%s %s/%s: %s: %s", request_id, name, ref, exc.type_name, caught)
         if exc is None:  # a bug of ours: answered and logged like any failed call
             log.exception("%s %s/%s: unexpected error", request_id, name, ref)
             exc = ChampionError("internal server error; the server log has the details")
@@ -107,10 +112,12 @@ async def infer(request: Request) -> Response:
         latency = (time.perf_counter() - started) * 1000
         if exc.status_code >= 500:
             log.warning("%s %s/%s -> %d %s", request_id, name, ref, exc.status_code, exc.message)
-        if not isinstance(exc, NotFound) or target is not None:
+        if target is not None or st.registry.known(name):
             _record(st, request_id, name, ref, target, exc.status_code, latency, unit,
                     batch_size, body, None, f"{exc.type_name}: {exc.message}",
                     active=active, arm=decision.variant if decision else None)
+        else:  # a made-up name: no log row, no metric series of its own (they are unbounded)
+            _unknown(st, name)
         return error_response(exc)
     latency = (time.perf_counter() - started) * 1000
     if active is None or decision is None:
@@ -148,6 +155,19 @@ async def infer(request: Request) -> Response:
         headers={"x-champion-request-id": request_id, "x-champion-variant": arm,
                  "x-champion-version": target.label, "x-champion-experiment": active.id},
     )
+
+
+_MAX_NAMED_UNKNOWN = 100
+_named_unknown: set[str] = set()
+
+
+def _unknown(st: State, name: str) -> None:
+    """Count a request to a deployment that does not exist; say its name in the server log
+    once (and only the first hundred names)."""
+    st.telemetry.unknown += 1
+    if name not in _named_unknown and len(_named_unknown) < _MAX_NAMED_UNKNOWN:
+        _named_unknown.add(name)
+        log.info("request for an unknown deployment %r (logged once per name)", name[:128])
 
 
 def _context(parsed: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,13 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from champion.errors import BadRequest, ChampionError, NotFound, PayloadTooLarge
 from champion.events.feedback import MAX_ITEMS, parse_batch
-from champion.server.http import json_response, optional_caller, read_json, require_token
+from champion.server.http import (
+    MAX_VERSION,
+    json_response,
+    optional_caller,
+    read_json,
+    require_token,
+)
 from champion.timeutil import parse_duration, parse_time
 
 if TYPE_CHECKING:
@@ -54,7 +60,9 @@ async def feedback(request: Request) -> Response:
         optional_caller(request, st.token)
     name = request.path_params["name"]
     body = await read_json(request, MAX_FEEDBACK_BYTES, require_object=False)
-    await _require_deployment(st, name)
+    if not await st.registry.exists(name):
+        st.telemetry.unknown += 1
+        raise NotFound(f"no deployment named {name!r}", deployment=name)
     n_items = len(body) if isinstance(body, list) else len(body.get("feedback") or []) if (
         isinstance(body, dict) and isinstance(body.get("feedback"), list)) else 1
     if n_items > MAX_ITEMS:
@@ -164,16 +172,18 @@ def log_filters(request: Request) -> dict[str, Any]:
         filters["since"] = _time_param(request, "since", 0)
     if q.get("until"):
         filters["until"] = _time_param(request, "until", 0)
-    for key in ("version", "status"):
+    for key, low, high in (("version", 1, MAX_VERSION), ("status", 100, 599)):
         if q.get(key):
-            try:
-                filters[key] = int(q[key])
-            except ValueError:
-                raise BadRequest(f"query parameter {key!r} must be an integer") from None
-            if not 0 <= filters[key] <= 2**31 - 1:  # the store's integer columns
-                raise BadRequest(f"query parameter {key!r} must be between 0 and {2**31 - 1}")
+            raw = q[key]
+            if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+                raise BadRequest(f"query parameter {key!r} must be an integer from {low} to "
+                                 f"{high}")
+            filters[key] = int(raw)
     for key in ("experiment", "unit"):
         if q.get(key):
+            if "\x00" in q[key] or len(q[key]) > 256:
+                raise BadRequest(f"query parameter {key!r} must be at most 256 characters, "
+                                 "without NUL")
             filters[key] = q[key]
     return filters
 

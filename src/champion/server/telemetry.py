@@ -27,6 +27,7 @@ class Telemetry(Collector):
         self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self.latency: dict[tuple[str, str], list[float]] = {}
         self.feedback: dict[tuple[str, str], int] = defaultdict(int)
+        self.unknown = 0  # requests to deployments that do not exist (no label: unbounded)
         self.gauges: Callable[[], dict[str, Any]] = dict
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -64,6 +65,11 @@ class Telemetry(Collector):
         for (dep, metric), n in self.feedback.items():
             fb.add_metric([dep, metric], n)
         yield fb
+        unknown = CounterMetricFamily(
+            "champion_requests_unknown_deployment",
+            "Requests (inference and feedback) to deployments that do not exist.")
+        unknown.add_metric([], self.unknown)
+        yield unknown
         for name, (kind, help_text, value) in self.gauges().items():
             family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
                 name, help_text)

@@ -9,6 +9,7 @@ and ``root`` is a local cache that ``ensure_local`` fills before a worker loads 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -52,7 +53,10 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # files are 0600 (mkstemp)
+        with contextlib.suppress(OSError):
+            if root.stat().st_uid == os.geteuid() and root.stat().st_mode & 0o077:
+                os.chmod(root, 0o700)
 
     def path(self, digest: str) -> Path:
         if not valid_hash(digest):
@@ -78,7 +82,7 @@ class ArtifactStore:
         target = self.path(digest)
         if target.is_file():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         h = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:

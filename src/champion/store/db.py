@@ -7,6 +7,7 @@ methods are synchronous; callers on the event loop run them in a thread.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import threading
 import time
@@ -21,10 +22,25 @@ from champion.store import migrations
 from champion.store import schema as t
 from champion.store.artifacts import Artifacts, ArtifactStore
 from champion.store.experiments import ExperimentStoreMixin
-from champion.store.ledger import LedgerMixin
+from champion.store.ledger import LedgerMixin, _insert
 from champion.store.tokens import TokenStoreMixin
 
 Row = dict[str, Any]
+BUSY_TIMEOUT_MS = 30_000
+
+
+def private_dir(path: Path) -> None:
+    """Make ``path`` (mode 0700: the server's user alone), or tighten it if it is ours but
+    readable by others. A directory of another user is left as it is."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if path.stat().st_uid == os.geteuid() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+
+
+class StoreBusy(Exception):
+    """A write that may not wait found the database locked by another writer."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -32,7 +48,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -76,12 +92,19 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
              artifacts_dir: Path | None = None) -> Store:
         """Open (and migrate) the store: SQLite in ``data_dir`` unless ``database_url``;
         artifacts under ``artifacts_dir`` (default ``data_dir/artifacts``)."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         log_engine = None
         if database_url:
             engine = sa.create_engine(database_url, pool_size=8, max_overflow=8,
                                       pool_pre_ping=True)
         else:
+            # champion.db holds the request-id secret and logged payloads: the owner's alone
+            # (SQLite gives its -wal and -shm files the database file's mode).
+            db_file = data_dir / "champion.db"
+            os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
+            for path in (db_file, data_dir / "champion.db-wal", data_dir / "champion.db-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(path, 0o600)
             log_engine = _sqlite_engine(data_dir, _sqlite_log_pragmas, pool=1)
             engine = _sqlite_engine(data_dir, _sqlite_pragmas, pool=8)
         try:
@@ -104,14 +127,35 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
         self.engine.dispose()
 
     @contextmanager
-    def write(self, engine: sa.Engine | None = None) -> Iterator[sa.Connection]:
-        """A write transaction; in-process writers to SQLite take turns."""
+    def write(self, engine: sa.Engine | None = None, *, wait: bool = True
+              ) -> Iterator[sa.Connection]:
+        """A write transaction; in-process writers to SQLite take turns.
+
+        ``wait=False`` (SQLite; for a write on the event loop): raise :class:`StoreBusy` at
+        once rather than wait for another writer, in this process or another.
+        """
         if self._write_lock is None:
             with (engine or self.engine).begin() as conn:
                 yield conn
             return
-        with self._write_lock, (engine or self.engine).begin() as conn:
-            yield conn
+        if wait:
+            with self._write_lock, (engine or self.engine).begin() as conn:
+                if engine is self.log_engine:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                yield conn
+            return
+        if not self._write_lock.acquire(blocking=False):
+            raise StoreBusy("another writer of this process holds the database")
+        try:
+            with (engine or self.engine).begin() as conn:
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                yield conn
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise StoreBusy("another process holds the database's write lock") from None
+            raise
+        finally:
+            self._write_lock.release()
 
     def checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the database file (the request log's connection
@@ -241,18 +285,30 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
             dep = conn.execute(
                 sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
             ).first()
+            created = False
+            dep_id: int | None = None
             if dep is None:
                 floor = conn.execute(
                     sa.select(t.meta.c.value).where(t.meta.c.key == f"next_version:{name}"[:64])
                 ).scalar_one_or_none()
+                # Concurrent first deploys of one name (replicas, PostgreSQL): one creates
+                # the row, the others wait on its unique key and then use it.
                 dep_id = conn.execute(
-                    sa.insert(t.deployments)
+                    _insert(conn, t.deployments)
                     .values(name=name, created_at=now, created_by=actor,
                             description=description, config=config,
                             next_version=int(floor or 1))
+                    .on_conflict_do_nothing(index_elements=[t.deployments.c.name])
                     .returning(t.deployments.c.id)
-                ).scalar_one()
-            else:
+                ).scalar_one_or_none()
+                created = dep_id is not None
+                if dep_id is None:
+                    dep = conn.execute(
+                        sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+                    ).first()
+                    assert dep is not None
+            if not created:
+                assert dep is not None
                 dep_id = dep[0]
                 if config:
                     current = conn.execute(
@@ -263,6 +319,7 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
                         .where(t.deployments.c.id == dep_id)
                         .values(config={**(current or {}), **config})
                     )
+            assert dep_id is not None
             number = conn.execute(
                 sa.update(t.deployments)
                 .where(t.deployments.c.id == dep_id)
@@ -359,26 +416,24 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
     @staticmethod
     def _set_alias(conn: sa.Connection, dep_id: int, alias: str, number: int, actor: str,
                    now: float) -> None:
-        updated = conn.execute(
-            sa.update(t.aliases)
-            .where(t.aliases.c.deployment_id == dep_id, t.aliases.c.name == alias)
-            .values(version=number, updated_at=now, updated_by=actor)
-        ).rowcount
-        if not updated:
-            conn.execute(
-                sa.insert(t.aliases).values(
-                    deployment_id=dep_id, name=alias, version=number, updated_at=now,
-                    updated_by=actor,
-                )
-            )
+        ins = _insert(conn, t.aliases).values(
+            deployment_id=dep_id, name=alias, version=number, updated_at=now,
+            updated_by=actor)
+        conn.execute(ins.on_conflict_do_update(
+            index_elements=[t.aliases.c.deployment_id, t.aliases.c.name],
+            set_={"version": ins.excluded.version, "updated_at": ins.excluded.updated_at,
+                  "updated_by": ins.excluded.updated_by}))
 
     def set_alias(self, name: str, alias: str, number: int, actor: str,
                   reason: str = "") -> int | None:
         """Point ``alias`` at ``number``; returns the version it pointed at before."""
         now = time.time()
         with self.write() as conn:
+            # The deployment's row, locked: concurrent moves of its aliases take turns, so
+            # that each records the version the alias really pointed at before it.
             dep_id = conn.execute(
                 sa.select(t.deployments.c.id).where(t.deployments.c.name == name)
+                .with_for_update()
             ).scalar_one()
             before = conn.execute(
                 sa.select(t.aliases.c.version).where(

@@ -29,7 +29,8 @@ class ExperimentStoreMixin(LeaseMixin):
     engine: sa.Engine
     log_engine: sa.Engine
 
-    def write(self, engine: sa.Engine | None = None) -> Any:  # provided by Store
+    def write(self, engine: sa.Engine | None = None, *, wait: bool = True) -> Any:
+        """Provided by Store."""
         raise NotImplementedError
 
     @staticmethod
@@ -236,9 +237,9 @@ class ExperimentStoreMixin(LeaseMixin):
 
     # ------------------------------------------------------------ shadow answers
 
-    def insert_shadow_events(self, rows: list[Row]) -> None:
+    def insert_shadow_events(self, rows: list[Row], *, wait: bool = True) -> None:
         if rows:
-            with self.write(self.log_engine) as conn:
+            with self.write(self.log_engine, wait=wait) as conn:
                 conn.execute(sa.insert(t.shadow_events), rows)
 
     def shadow_pairs(self, experiment_id: str, limit: int = 100_000) -> list[Row]:

@@ -12,12 +12,12 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from champion.analysis.report_shadow import prediction_of
 from champion.latency import bin_of, quantiles
 from champion.store import schema as t
 
 Row = dict[str, Any]
 
-LABEL_KEYS = ("label", "prediction", "class", "y")
 REQUEST_COLUMNS = ("request_id", "ts", "deployment", "version", "target", "status",
                    "latency_ms", "batch_size", "unit", "experiment", "arm", "variant", "input",
                    "output", "error", "detail")
@@ -35,26 +35,20 @@ def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield rows[i : i + size]
 
 
-def _label_of(output: Any) -> Any:
-    if isinstance(output, dict):
-        for key in LABEL_KEYS:
-            if key in output:
-                return output[key]
-    return output
-
-
 class LedgerMixin:
     engine: sa.Engine
     log_engine: sa.Engine
     writer: str  # this process's rollup key (Store sets it)
 
-    def write(self, engine: sa.Engine | None = None) -> Any:  # provided by Store
+    def write(self, engine: sa.Engine | None = None, *, wait: bool = True) -> Any:
+        """Provided by Store."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ request log
 
-    def insert_requests(self, rows: Sequence[Row]) -> None:
-        """Append request events and fold them into the per-minute rollups, atomically."""
+    def insert_requests(self, rows: Sequence[Row], *, wait: bool = True) -> None:
+        """Append request events and fold them into the per-minute rollups, atomically
+        (``wait=False``: raise StoreBusy rather than wait for the write lock)."""
         if not rows:
             return
         writer = self.writer
@@ -71,7 +65,7 @@ class LedgerMixin:
             agg[1] += r["status"] >= 500
             agg[2] += r["latency_ms"]
             bins[(*key, bin_of(r["latency_ms"]))] += 1
-        with self.write(self.log_engine) as conn:
+        with self.write(self.log_engine, wait=wait) as conn:
             # The DB-API's executemany directly: SQLAlchemy's per-row parameter handling
             # cost more than the write itself on the request log's hot path.
             mark = "%s" if conn.dialect.name == "postgresql" else "?"
@@ -324,7 +318,7 @@ class LedgerMixin:
                 cell = slot(version or 0, int(start))
                 cell["labels"] += 1
                 try:
-                    predicted = _label_of(orjson.loads(output)) if output else None
+                    predicted = prediction_of(orjson.loads(output)) if output else None
                 except orjson.JSONDecodeError:
                     predicted = None
                 cell["correct"] += predicted == orjson.loads(label)
