@@ -38,3 +38,18 @@ def test_log_filters_past_the_stores_integers_are_400_not_a_broken_stream(server
                 resp = http.get(path, params={"status": bad, "format": "csv"})
                 assert resp.status_code == 400, resp.text
                 assert "'status'" in resp.json()["error"]["message"]
+
+
+def test_a_nul_anywhere_in_the_url_is_400_on_every_store(server):
+    """Found by schemathesis on PostgreSQL: GET /api/experiments?endpoint=…%00… was a 500
+    (PostgreSQL refuses NUL in text); a NUL in any path or query is now refused at the edge."""
+    with server.admin() as http:
+        for method, url in [("GET", "/api/experiments?endpoint=a%00b"),
+                            ("GET", "/api/audit?token=%00"),
+                            ("DELETE", "/api/tokens/a%00b"),
+                            ("GET", "/api/deployments/a%00b"),
+                            ("POST", "/v1/a%00b"),
+                            ("POST", "/v1/a%00b/feedback")]:
+            resp = http.request(method, url, json={"data": 1})
+            assert resp.status_code == 400, (method, url, resp.text)
+            assert "NUL" in resp.json()["error"]["message"]
