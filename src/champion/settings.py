@@ -214,7 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
         0.0,
         "Requests per second each client address may make without a token (inference and "
         "feedback on a server without --require-auth); 429 with Retry-After beyond. 0: no "
-        "limit. Behind a proxy every caller shares the proxy's address.",
+        "limit. A proxy on another machine needs FORWARDED_ALLOW_IPS (docs/security.md).",
         low=0, high=1e6,
     ),
     Setting(
@@ -222,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         64 * 1024 * 1024,
         "Largest answer a model's worker may send back for one request (its JSON); a larger "
-        "one answers 502 answer_too_large and the worker is replaced.",
+        "one answers 502 answer_too_large (the worker is kept: the answer is skipped).",
         low=1024, high=2**31 - 1,
     ),
     Setting(
