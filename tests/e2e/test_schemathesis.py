@@ -2,8 +2,9 @@
 links operations (deploy -> call the version -> send feedback; create -> revoke a token;
 create -> read, change, report an experiment).
 
-Bounded for CI (about a minute): a fixed seed (CHAMPION_FUZZ_SEED to change it), a few cases
-per operation (CHAMPION_FUZZ_EXAMPLES), one worker. It fails on any 5xx that is not a
+On SQLite and PostgreSQL. Bounded for CI (under a minute each): a fixed seed
+(CHAMPION_FUZZ_SEED to change it), a few cases per operation (CHAMPION_FUZZ_EXAMPLES), one
+worker. It fails on any 5xx that is not a
 model's own documented failure (tests/e2e/st_hooks.py), any answer that breaks the document
 (status, content type, body schema), a route that ignores its token, and any request that
 takes longer than 30 s (a hang)."""
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import Server
+from tests.conftest import PgDatabase, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).resolve().parent / "fixtures" / "schemathesis.toml"
@@ -34,8 +35,10 @@ def broken(x):
     raise ValueError("this model always fails")
 
 
-def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_path):
-    srv = Server(tmp_path / "data", extra_args=["--timeout", "10"]).start()
+def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(backend, tmp_path):
+    db = PgDatabase() if backend == "postgres" else None
+    srv = Server(tmp_path / "data", database_url=db.url if db else "",
+                 extra_args=["--timeout", "10"]).start()
     report = tmp_path / "report.json"
     try:
         with srv.client() as c:
@@ -49,8 +52,10 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_p
              "--checks", CHECKS, "--max-examples", examples, "--seed", seed,
              "--workers", "1", "--request-timeout", "30", "--no-color",
              "--report", "json", "--report-json-path", str(report)],
-            capture_output=True, text=True, timeout=600, cwd=ROOT,
-            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.st_hooks", "COLUMNS": "120"})
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its cache goes there
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.st_hooks", "COLUMNS": "120",
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                             os.environ.get("PYTHONPATH")]))})
         summary = "".join(out.stdout[i:i + 6000] for i in (out.stdout.find("= ERRORS ="),
                                                            out.stdout.find("= FAILURES ="))
                           if i >= 0) + out.stdout[-2500:]
@@ -68,3 +73,5 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(tmp_p
         assert "unexpected error" not in srv.log(), srv.log()[-3000:]  # no bug of ours
     finally:
         srv.stop()
+        if db is not None:
+            db.drop()
