@@ -43,11 +43,17 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(backe
     try:
         with srv.client() as c:
             c.deploy(echo, "echo")
+            c.deploy(echo, "echo")
             c.deploy(broken, "broken", validate=False)
+            exp = c.create_experiment("echo", "ab", {"control": 1, "candidate": 2})
+        config = tmp_path / "schemathesis.toml"  # the fixture's, and the experiment's id
+        config.write_text(CONFIG.read_text() + (
+            f'\n[dictionaries.experiments]\nvalues = ["{exp["id"]}"]\n\n'
+            '[parameters."path.id"]\ndictionary = "experiments"\nprobability = 0.5\n'))
         seed = os.environ.get("CHAMPION_FUZZ_SEED", "20261201")
         examples = os.environ.get("CHAMPION_FUZZ_EXAMPLES", "10")
         out = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
+            [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
              f"{srv.url}/openapi.json", "-H", f"Authorization: Bearer {srv.token}",
              "--checks", CHECKS, "--max-examples", examples, "--seed", seed,
              "--workers", "1", "--request-timeout", "30", "--no-color",

@@ -85,7 +85,19 @@ DEPLOYMENT_ROW: Schema = obj(["name"], name=STRING, created_at=NUMBER, created_b
                              latest=nullable(INTEGER), production=nullable(INTEGER),
                              versions=INTEGER, config=OBJECT)
 VERSION_REF: Schema = obj(["version"], version=INTEGER, reason=STRING)
-EXPERIMENT: Schema = obj(["id"], id=STRING, endpoint=STRING, strategy=STRING, status=STRING)
+EXPERIMENT: Schema = obj(["id", "endpoint", "strategy", "status", "variants"], id=STRING,
+                         endpoint=STRING, strategy=STRING, status=STRING, variants=OBJECT,
+                         control=STRING, created_at=NUMBER, weights=OBJECT)
+REPORT: Schema = obj(["experiment", "strategy", "status", "variants", "decision"],
+                     experiment=STRING, endpoint=STRING, strategy=STRING, status=STRING,
+                     variants=OBJECT, generated_at=NUMBER, decision=OBJECT)
+DEPLOYMENT: Schema = obj(["name", "config", "aliases", "versions"], name=STRING,
+                         created_at=NUMBER, created_by=STRING, config=OBJECT, aliases=OBJECT,
+                         versions=array(OBJECT))
+VERSION: Schema = obj(["deployment", "version", "status", "source", "manifest"],
+                      deployment=STRING, version=INTEGER, created_at=NUMBER,
+                      function_name=STRING, python_version=STRING, source=STRING,
+                      aliases=array(STRING), status=STRING, manifest=OBJECT)
 REASON_BODY: Schema = obj([], reason=STRING)
 TOKEN: Schema = obj(["name", "scopes"], name=STRING, scopes=array(STRING),
                     prefix=STRING, created_at=NUMBER, created_by=STRING,
@@ -171,7 +183,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                     response=obj(["deployments"],
                                                  deployments=array(DEPLOYMENT_ROW))),
     ("GET", "/api/deployments/{name}"): Op("A deployment, its versions and aliases",
-                                           "deployments", scope="deploy"),
+                                           "deployments", scope="deploy",
+                                           response=DEPLOYMENT),
     ("DELETE", "/api/deployments/{name}"): Op("Delete a deployment and all its versions",
                                               "deployments",
                                               response=obj(["deleted"], deleted=STRING)),
@@ -204,7 +217,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                         "requestBody": {"version": "$response.body#/version"}},
         }),
     ("GET", "/api/deployments/{name}/versions/{ref}"): Op(
-        "One version: source, manifest, aliases", "deployments", scope="deploy"),
+        "One version: source, manifest, aliases", "deployments", scope="deploy",
+        response=VERSION),
     ("GET", "/api/deployments/{name}/versions/{ref}/build"): Op(
         "The progress of a version's environment build", "deployments", scope="deploy",
         response=obj(["deployment", "version", "status"], deployment=STRING,
@@ -251,7 +265,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/deployments/{name}/metrics"): Op(
         "Requests, errors, latency and feedback per time bucket", "logs",
         query=(_q("since", TIME), _q("until", TIME),
-               _q("bucket", STRING, "Bucket width ('5m'), at least 60 seconds."))),
+               _q("bucket", STRING, "Bucket width ('5m'), at least 60 seconds.")),
+        response=obj(["deployment", "since", "until", "bucket", "versions"],
+                     deployment=STRING, since=NUMBER, until=NUMBER, bucket=INTEGER,
+                     versions=array(OBJECT))),
     # ---------------------------------------------------------------- artifacts, runtime
     ("POST", "/api/artifacts/missing"): Op(
         "Which of these artifacts the server lacks", "artifacts", scope="deploy",
@@ -295,17 +312,18 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("PATCH", "/api/experiments/{id}"): Op(
         "Add or remove variants, change settings", "experiments", body=OBJECT,
         response=EXPERIMENT),
-    ("GET", "/api/experiments/{id}/report"): Op("The experiment's report", "experiments"),
+    ("GET", "/api/experiments/{id}/report"): Op("The experiment's report", "experiments",
+                                                response=REPORT),
     ("GET", "/api/experiments/{id}/timeline"): Op(
         "The points the controller kept", "experiments",
         query=(_q("since", NUMBER, "Unix time."),),
         response=obj(["experiment", "points"], experiment=STRING, points=array(OBJECT))),
     ("POST", "/api/experiments/{id}/weights"): Op(
-        "Set the variants' weights", "experiments",
+        "Set the variants' weights", "experiments", response=EXPERIMENT,
         body=obj(["weights"], weights={"type": "object",
                                        "additionalProperties": NUMBER}, reason=STRING)),
     ("PUT", "/api/experiments/{id}/weights"): Op(
-        "Set the variants' weights", "experiments",
+        "Set the variants' weights", "experiments", response=EXPERIMENT,
         body=obj(["weights"], weights={"type": "object",
                                        "additionalProperties": NUMBER}, reason=STRING)),
     ("POST", "/api/experiments/{id}/{action}"): Op(
