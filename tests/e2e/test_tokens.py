@@ -261,3 +261,21 @@ def test_an_unknown_token_on_an_open_route_is_still_anonymous(server, unique_nam
 
         with Client(server.url, "cht_not-a-real-token") as bad:
             bad.deployments()
+
+
+def test_a_dashboard_change_is_in_the_audit_log_as_dashboard(server, client, unique_name):
+    import re
+
+    client.deploy(echo, unique_name)
+    client.deploy(echo, unique_name)
+    with server.http(follow_redirects=False) as http:
+        assert http.post("/ui/login", data={"token": server.token,
+                                            "next": "/ui/"}).status_code == 303
+        page = http.get(f"/ui/deployments/{unique_name}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        done = http.post(f"/ui/deployments/{unique_name}/promote",
+                         data={"version": "2", "csrf": csrf, "confirmed": "yes"})
+        assert done.status_code == 303
+    rows = client.audit(limit=50, token="dashboard")
+    assert ("POST", f"/api/deployments/{unique_name}/promote", 200) in {
+        (r["method"], r["path"], r["status"]) for r in rows}
