@@ -88,25 +88,25 @@ class RateLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
+        self.buckets: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, when, rate)
 
     def take(self, key: str, rate: float) -> float:
         """0 when the request may go; else the seconds until it may."""
         now = self.clock()
         burst = max(1.0, rate)
-        tokens, when = self.buckets.get(key, (burst, now))
+        tokens, when, _ = self.buckets.get(key, (burst, now, rate))
         tokens = min(burst, tokens + (now - when) * rate)
         if tokens >= 1.0 - 1e-9:
-            self.buckets[key] = (tokens - 1.0, now)
+            self.buckets[key] = (tokens - 1.0, now, rate)
             if len(self.buckets) > self.MAX_KEYS:
-                self._prune(now, rate)
+                self._prune(now)
             return 0.0
-        self.buckets[key] = (tokens, now)
+        self.buckets[key] = (tokens, now, rate)
         return (1.0 - tokens) / rate
 
-    def _prune(self, now: float, rate: float) -> None:
+    def _prune(self, now: float) -> None:
         """Forget the buckets that have refilled (they would start full anyway)."""
-        full = [k for k, (tok, when) in self.buckets.items()
+        full = [k for k, (tok, when, rate) in self.buckets.items()
                 if tok + (now - when) * rate >= max(1.0, rate)]
         for key in full:
             del self.buckets[key]
