@@ -78,3 +78,34 @@ def test_limits_out_of_bounds_refuse_to_start(tmp_path):
                           str(tmp_path / "d"), "--max-answer-bytes", "10"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "--max-answer-bytes" in out.stderr
+
+
+def slow(seconds):
+    import time as _time
+
+    _time.sleep(seconds)
+    return seconds
+
+
+def test_a_short_timeout_seconds_answers_504_without_restarting_the_worker(server, client,
+                                                                          unique_name):
+    """Found by schemathesis: timeout_seconds=2e-313 answered 504 and replaced the worker, so
+    any caller could make workers restart at will. The caller's deadline answers it; the
+    worker is replaced only past the version's own timeout."""
+    client.deploy(slow, unique_name, timeout=10)
+    with server.admin() as http:
+        assert http.post(f"/v1/{unique_name}", json={"data": 0}).status_code == 200
+
+        def pool():
+            pools = http.get("/api/runtime").json()["pools"]
+            return next(p for p in pools if p["version"] == f"{unique_name}:1")
+
+        before = pool()
+        for _ in range(3):
+            resp = http.post(f"/v1/{unique_name}", json={"data": 0.5,
+                                                        "timeout_seconds": 1e-300})
+            assert resp.status_code == 504, resp.text
+            assert resp.json()["error"]["type"] == "timeout"
+        assert http.post(f"/v1/{unique_name}", json={"data": 0}).status_code == 200
+        after = pool()
+    assert after["restarts"] == before["restarts"] and after["workers"] == before["workers"]

@@ -277,9 +277,11 @@ class Worker:
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def call(self, body: bytes, timeout: float, deadline: float | None = None
-                   ) -> tuple[int, bytes]:
-        """Run one call; its worker is replaced when it runs ``timeout`` seconds.
+    async def call(self, body: bytes, timeout: float, deadline: float | None = None,
+                   kill_after: float | None = None) -> tuple[int, bytes]:
+        """Run one call; its worker is replaced when it runs ``kill_after`` seconds (the
+        version's own timeout; default ``timeout``), not sooner: a caller that asked for less
+        time gets its 504 at its deadline, and cannot make workers restart by asking.
 
         ``deadline`` (the event loop's clock): the caller's answer is due then whatever
         happens, 504 when the call is running (it may still finish on the worker, its answer
@@ -291,7 +293,7 @@ class Worker:
             wall = time.time() + deadline - asyncio.get_running_loop().time()
             fut = self._send(p.CALL_BY, p.DEADLINE.pack(wall) + body)
         msg_id = self.next_id - 1
-        self._timeouts[msg_id] = timeout
+        self._timeouts[msg_id] = max(timeout, kill_after or 0.0)
         if len(self._timeouts) == 1:
             self._arm_timer()
         if deadline is None:
@@ -518,7 +520,7 @@ class VersionPool:
                 raise Unavailable(f"every worker of {self.label} stayed busy for {limit:g} s; "
                                   "add workers or slow down") from None
         try:
-            return await worker.call(body, limit, deadline)
+            return await worker.call(body, limit, deadline, kill_after=self.spec.timeout)
         finally:
             self.last_used = time.monotonic()
             self.release(worker)
