@@ -33,8 +33,10 @@ def settings_table() -> str:
             default = "empty"
         else:
             default = f"`{s.default!r}`"
+        bounds = (f" Between {s.low:g} and {s.high:g}." if s.low is not None
+                  and s.high is not None else "")
         rows.append(f"| `{s.name}` | {flag} | `{s.env_var}` | {s.type.__name__} | {default} "
-                    f"| {s.help} |")
+                    f"| {s.help}{bounds} |")
     return "\n".join(rows) + "\n"
 
 

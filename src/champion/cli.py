@@ -646,6 +646,84 @@ def metrics(name: str, since: str, until: str | None, bucket: str | None, per_bu
         console.print(f"by unit: {metric}: mean {v['mean']:.4g} (n={v['count']})")
 
 
+# ---------------------------------------------------------------------- tokens and audit
+
+
+@main.group()
+def tokens() -> None:
+    """Create, list and revoke scoped tokens (admin, deploy, infer, feedback)."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--scope", "-s", "scopes", multiple=True, required=True,
+              type=click.Choice(["admin", "deploy", "infer", "feedback"]),
+              help="What the token may do (repeat for several).")
+@click.option("--rate-limit", type=float, default=None,
+              help="Requests per second [default: the server's --rate-limit].")
+@json_option
+@client_options
+@handle_errors
+def tokens_create(name: str, scopes: tuple[str, ...], rate_limit: float | None,
+                  as_json: bool, url: str, token: str | None) -> None:
+    """Create the token NAME and print it (once: only its hash is kept)."""
+    made = _client(url, token).create_token(name, list(scopes), rate_limit=rate_limit)
+    if as_json:
+        _echo_json(made)
+        return
+    err_console.print(f"token {made['name']!r} (scopes: {', '.join(made['scopes'])}); "
+                      "shown once, keep it now:", highlight=False)
+    click.echo(made["token"])
+
+
+@tokens.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
+@json_option
+@client_options
+@handle_errors
+def tokens_list(show_all: bool, as_json: bool, url: str, token: str | None) -> None:
+    """List the tokens (never their secrets)."""
+    rows = _client(url, token).tokens(revoked=show_all)
+    if as_json:
+        _echo_json(rows)
+        return
+    print_table(["name", "scopes", "prefix", "rate limit", "created", "by", "revoked"],
+                [[r["name"], ",".join(r["scopes"]), r["prefix"] + "…",
+                  "" if r["rate_limit"] is None else f"{r['rate_limit']:g}/s",
+                  _when(r["created_at"]), r["created_by"], _when(r["revoked_at"])]
+                 for r in rows])
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@client_options
+@handle_errors
+def tokens_revoke(name: str, url: str, token: str | None) -> None:
+    """Revoke the token NAME: every server refuses it within a poll interval."""
+    _client(url, token).revoke_token(name)
+    err_console.print(f"revoked token {name!r}", highlight=False)
+
+
+@main.command()
+@click.option("--limit", "-n", type=int, default=50, show_default=True)
+@click.option("--token-name", "token_name", default=None, help="Only this token's actions.")
+@click.option("--since", default=None, help="From this time: Unix seconds, ISO 8601 or an age "
+              "such as 1h.")
+@json_option
+@client_options
+@handle_errors
+def audit(limit: int, token_name: str | None, since: str | None, as_json: bool, url: str,
+          token: str | None) -> None:
+    """Show the audit log: every admin action, newest first, with the token that made it."""
+    rows = _client(url, token).audit(limit=limit, token=token_name, since=since)
+    if as_json:
+        _echo_json(rows)
+        return
+    print_table(["when", "token", "user", "action", "status"],
+                [[_when(r["ts"]), r["token"], r["user"], f"{r['method']} {r['path']}",
+                  r["status"]] for r in rows])
+
+
 # ---------------------------------------------------------------------- experiments
 
 

@@ -14,8 +14,11 @@
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
+    ├── TooManyRequests (429)         over a rate limit; Retry-After says when to retry
     ├── ModelError (500)              the user's function raised
     ├── WorkerCrashed (502)           the worker process died mid-request
+    │   ├── AnswerTooLarge (502)      the model's answer is over max_answer_bytes
+    │   └── OutOfMemory (502)         the model passed its worker's memory limit
     ├── Unavailable (503)
     │   └── Unreachable (503)         client side: no server answered at that address
     ├── ModelTimeout (504)            the function ran past its timeout
@@ -107,6 +110,18 @@ class UnsupportedMediaType(ChampionError):
     type_name = "unsupported_media_type"
 
 
+class TooManyRequests(ChampionError):
+    status_code = 429
+    type_name = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int | None = None,
+                 **detail: Any) -> None:
+        if retry_after is not None:
+            detail["retry_after"] = retry_after
+        super().__init__(message, **detail)
+        self.headers = {"Retry-After": str(retry_after or 1)}
+
+
 class ModelError(ChampionError):
     status_code = 500
     type_name = "model_error"
@@ -115,6 +130,14 @@ class ModelError(ChampionError):
 class WorkerCrashed(ChampionError):
     status_code = 502
     type_name = "worker_crashed"
+
+
+class AnswerTooLarge(WorkerCrashed):
+    type_name = "answer_too_large"
+
+
+class OutOfMemory(WorkerCrashed):
+    type_name = "out_of_memory"
 
 
 class Unavailable(ChampionError):
@@ -152,8 +175,11 @@ ALL_ERRORS: tuple[type[ChampionError], ...] = (
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    TooManyRequests,
     ModelError,
     WorkerCrashed,
+    AnswerTooLarge,
+    OutOfMemory,
     Unavailable,
     Unreachable,
     ModelTimeout,

@@ -7,9 +7,12 @@ talks to a server over HTTP (through the client) and ``server/`` never imports e
 from __future__ import annotations
 
 from champion.cli import main
+from champion.maintenance import backup, restore
 from champion.server.command import serve
 
 main.add_command(serve)
+main.add_command(backup)
+main.add_command(restore)
 
 __all__ = ["main"]
 

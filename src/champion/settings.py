@@ -23,6 +23,8 @@ class Setting:
     help: str
     env: str = ""
     secret: bool = False
+    low: float | None = None  # bounds of a number, checked when the settings are loaded
+    high: float | None = None
 
     @property
     def env_var(self) -> str:
@@ -197,6 +199,40 @@ SETTINGS: tuple[Setting, ...] = (
         "Size budget of DATA_DIR/envs in GiB; beyond it the least recently used "
         "environments not in use are removed.",
     ),
+    Setting(
+        "rate_limit",
+        float,
+        0.0,
+        "Requests per second each scoped token may make (bursts of one second's worth); "
+        "over it the server answers 429 with Retry-After. A token's own limit (champion "
+        "tokens create --rate-limit) wins; the admin token is not limited. 0: no limit.",
+        low=0, high=1e6,
+    ),
+    Setting(
+        "anonymous_rate_limit",
+        float,
+        0.0,
+        "Requests per second each client address may make without a token (inference and "
+        "feedback on a server without --require-auth); 429 with Retry-After beyond. 0: no "
+        "limit. A proxy on another machine needs FORWARDED_ALLOW_IPS (docs/security.md).",
+        low=0, high=1e6,
+    ),
+    Setting(
+        "max_answer_bytes",
+        int,
+        64 * 1024 * 1024,
+        "Largest answer a model's worker may send back for one request (its JSON); a larger "
+        "one answers 502 answer_too_large (the worker is kept: the answer is skipped).",
+        low=1024, high=2**31 - 1,
+    ),
+    Setting(
+        "worker_memory_mb",
+        int,
+        0,
+        "Address-space limit of each worker process in MiB (RLIMIT_AS); a model that passes "
+        "it answers 502 out_of_memory. 0: no limit.",
+        low=0, high=2**31 - 1,
+    ),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -234,6 +270,10 @@ class Config:
     ray_replica_cpus: float = 1.0
     build_timeout: float = 600.0
     env_budget_gb: float = 10.0
+    rate_limit: float = 0.0
+    anonymous_rate_limit: float = 0.0
+    max_answer_bytes: int = 64 * 1024 * 1024
+    worker_memory_mb: int = 0
 
     @property
     def data_path(self) -> Path:
@@ -260,6 +300,7 @@ class Config:
                 values[setting.name] = parse(setting, env[setting.env_var])
             else:
                 values[setting.name] = setting.default
+            check_bounds(setting, values[setting.name])
         return cls(**values)
 
     def public(self) -> dict[str, Any]:
@@ -277,6 +318,15 @@ def parse(setting: Setting, text: str) -> Any:
         return conv(text)
     except ValueError as exc:
         raise ValueError(f"{setting.env_var}={text!r}: {exc}") from None
+
+
+def check_bounds(setting: Setting, value: Any) -> None:
+    """ValueError naming the setting when a number is outside its bounds."""
+    if (setting.low is not None and value < setting.low) or (
+            setting.high is not None and value > setting.high) or (
+            setting.type is float and value != value):
+        raise ValueError(f"{setting.flag} / {setting.env_var}: {value!r} is not between "
+                         f"{setting.low} and {setting.high}")
 
 
 def _check_registry() -> None:

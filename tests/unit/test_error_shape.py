@@ -37,8 +37,11 @@ PINNED = {
     "Conflict": (409, "conflict"),
     "PayloadTooLarge": (413, "payload_too_large"),
     "UnsupportedMediaType": (415, "unsupported_media_type"),
+    "TooManyRequests": (429, "rate_limited"),
     "ModelError": (500, "model_error"),
     "WorkerCrashed": (502, "worker_crashed"),
+    "AnswerTooLarge": (502, "answer_too_large"),
+    "OutOfMemory": (502, "out_of_memory"),
     "Unavailable": (503, "unavailable"),
     "Unreachable": (503, "unreachable"),  # client side: no server answered
     "ModelTimeout": (504, "timeout"),

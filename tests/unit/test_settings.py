@@ -37,3 +37,15 @@ def test_every_setting_has_help_and_a_champion_variable():
     for setting in SETTINGS:
         assert setting.help.strip()
         assert setting.env_var.startswith("CHAMPION_")
+
+
+def test_a_setting_outside_its_bounds_is_refused_naming_its_flag():
+    from champion.settings import Config
+
+    for name, bad in (("rate_limit", -1.0), ("anonymous_rate_limit", float("nan")),
+                      ("max_answer_bytes", 10), ("worker_memory_mb", -5)):
+        with pytest.raises(ValueError, match="--" + name.replace("_", "-")):
+            Config.load({name: bad}, environ={})
+    with pytest.raises(ValueError, match="CHAMPION_RATE_LIMIT"):
+        Config.load(environ={"CHAMPION_RATE_LIMIT": "-3"})
+    assert Config.load({"rate_limit": 2.5}, environ={}).rate_limit == 2.5

@@ -511,6 +511,31 @@ class Client:
             "GET", f"/api/deployments/{name}/history", params={"limit": limit})["history"]
         return result
 
+    def create_token(self, name: str, scopes: list[str] | str, *,
+                     rate_limit: float | None = None) -> dict[str, Any]:
+        """A new scoped token; its secret (``["token"]``) is in this answer only."""
+        body = {"name": name, "scopes": [scopes] if isinstance(scopes, str) else list(scopes),
+                "rate_limit": rate_limit}
+        result: dict[str, Any] = self._request("POST", "/api/tokens", json=body)
+        return result
+
+    def tokens(self, *, revoked: bool = False) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request(
+            "GET", "/api/tokens", params={"revoked": "1"} if revoked else None)["tokens"]
+        return result
+
+    def revoke_token(self, name: str) -> None:
+        self._request("DELETE", f"/api/tokens/{name}")
+
+    def audit(self, *, limit: int = 100, token: str | None = None,
+              since: str | float | None = None) -> list[dict[str, Any]]:
+        """The audit log, newest first: every admin action with the token that made it."""
+        params = {k: v for k, v in {"limit": limit, "token": token, "since": since}.items()
+                  if v is not None}
+        result: list[dict[str, Any]] = self._request("GET", "/api/audit",
+                                                     params=params)["audit"]
+        return result
+
     def logs(self, name: str, *, limit: int = 100, since: str | float | None = None,
              until: str | float | None = None, after: str | None = None,
              version: int | None = None, status: int | None = None,

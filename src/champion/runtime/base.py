@@ -27,7 +27,7 @@ from champion.errors import ModelError
 from champion.runtime import protocol as p
 
 if TYPE_CHECKING:
-    from champion.runtime.pool import PoolSpec
+    from champion.runtime.pool import Limits, PoolSpec
 
 VersionKey = tuple[str, int]
 
@@ -96,7 +96,7 @@ class BaseRuntime(abc.ABC):
 
 def create_runtime(kind: str, artifacts: Path, *, idle_timeout: float, fork_server: bool,
                    preload: tuple[str, ...], ray_address: str = "",
-                   ray_replica_cpus: float = 1.0) -> BaseRuntime:
+                   ray_replica_cpus: float = 1.0, limits: Limits | None = None) -> BaseRuntime:
     """The runtime named by the ``runtime`` setting."""
     if kind == "ray":
         from champion.runtime.rayserve import RayRuntime
@@ -107,4 +107,4 @@ def create_runtime(kind: str, artifacts: Path, *, idle_timeout: float, fork_serv
     from champion.runtime.pool import Runtime
 
     return Runtime(artifacts, idle_timeout=idle_timeout, fork_server=fork_server,
-                   preload=preload)
+                   preload=preload, limits=limits)

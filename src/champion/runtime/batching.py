@@ -91,8 +91,12 @@ class Batcher:
             kind, reply = await self.pool.call(body)
             if kind != p.RESULT:
                 err = orjson.loads(reply)
-                raise ModelError(f"{err['type']}: {err['message']} (in a micro-batch of "
-                                 f"{len(batch)})", exception=err["type"])
+                where = f" (in a micro-batch of {len(batch)})"
+                failure = getattr(self.pool, "failure", None)  # a local pool's: memory too
+                if failure is not None:
+                    raise failure(err, where)
+                raise ModelError(f"{err['type']}: {err['message']}{where}",
+                                 exception=err["type"])
             outputs = orjson.loads(reply)
             for (_, fut), y in zip(batch, outputs, strict=True):
                 if not fut.done():

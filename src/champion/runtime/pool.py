@@ -27,9 +27,17 @@ from typing import Any
 
 import orjson
 
-from champion.errors import ChampionError, ModelTimeout, Unavailable, WorkerCrashed
+from champion.errors import (
+    AnswerTooLarge,
+    ChampionError,
+    ModelError,
+    ModelTimeout,
+    OutOfMemory,
+    Unavailable,
+    WorkerCrashed,
+)
 from champion.runtime import protocol as p
-from champion.runtime.base import BaseRuntime, VersionKey, reply_or_raise
+from champion.runtime.base import BaseRuntime, VersionKey
 from champion.runtime.batching import Batcher
 from champion.runtime.forks import Zygote, ZygoteError, Zygotes
 
@@ -59,6 +67,15 @@ def without_paths(text: str) -> str:
 def label_of(key: VersionKey) -> str:
     """``name:number``; a deploy's check runs under a provisional negative number."""
     return f"{key[0]}:{key[1]}" if key[1] > 0 else f"{key[0]} (new version)"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What every worker of a runtime may use: the largest answer it may send for one call
+    (bytes; 0: no cap) and its address space (MiB, RLIMIT_AS; 0: no limit)."""
+
+    max_answer_bytes: int = 0
+    memory_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,8 @@ class Worker:
         spec = self.pool.spec
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         own = {"CHAMPION_DEPLOYMENT": spec.key[0], "CHAMPION_VERSION": str(max(spec.key[1], 0))}
+        if self.pool.limits.memory_mb:  # the worker sets its own RLIMIT_AS (worker.py)
+            own["CHAMPION_WORKER_MEMORY_MB"] = str(self.pool.limits.memory_mb)
         try:
             zygote = self.pool.zygote
             if zygote is not None:
@@ -169,16 +188,41 @@ class Worker:
             while True:
                 head = await self.reader.readexactly(p.HEADER.size)
                 length, kind, msg_id = p.HEADER.unpack(head)
+                cap = self.pool.limits.max_answer_bytes
+                if cap and length - 5 > cap:  # refused unread: the worker stays
+                    self._answer(msg_id, exc=AnswerTooLarge(
+                        f"{self.pool.label} answered {length - 5:,} bytes, over the limit of "
+                        f"{cap:,} bytes (max_answer_bytes): return less, or ask the "
+                        "operator to raise --max-answer-bytes"))
+                    await self._skip(length - 5)
+                    continue
                 body = await self.reader.readexactly(length - 5)
-                fut = self.pending.pop(msg_id, None)
-                if self._timeouts.pop(msg_id, None) is not None:
-                    self._arm_timer()
-                if fut is not None and not fut.done():
-                    fut.set_result((kind, body))
+                self._answer(msg_id, (kind, body))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         finally:
             self._on_exit()
+
+    def _answer(self, msg_id: int, result: tuple[int, bytes] | None = None,
+                exc: ChampionError | None = None) -> None:
+        fut = self.pending.pop(msg_id, None)
+        if self._timeouts.pop(msg_id, None) is not None:
+            self._arm_timer()
+        if fut is not None and not fut.done():
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                assert result is not None
+                fut.set_result(result)
+
+    async def _skip(self, size: int) -> None:
+        """Read and drop ``size`` bytes, a MiB at a time."""
+        assert self.reader is not None
+        while size > 0:
+            chunk = await self.reader.read(min(size, 1 << 20))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", size)
+            size -= len(chunk)
 
     def _remove_workdir(self) -> None:
         if self.workdir is not None:
@@ -190,8 +234,10 @@ class Worker:
         if not self.dead:
             self.dead = True
             self.pool.worker_exited(self)
-        self._fail_pending(
-            WorkerCrashed(f"{self.pool.label}: the worker process exited during the call"))
+        memory = self.pool.limits.memory_mb
+        self._fail_pending(WorkerCrashed(
+            f"{self.pool.label}: the worker process exited during the call"
+            + (f" (it may have passed its memory limit of {memory} MiB)" if memory else "")))
         if self.writer is not None:
             self.writer.close()
         if self.proc is not None:
@@ -231,9 +277,11 @@ class Worker:
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def call(self, body: bytes, timeout: float, deadline: float | None = None
-                   ) -> tuple[int, bytes]:
-        """Run one call; its worker is replaced when it runs ``timeout`` seconds.
+    async def call(self, body: bytes, timeout: float, deadline: float | None = None,
+                   kill_after: float | None = None) -> tuple[int, bytes]:
+        """Run one call; its worker is replaced when it runs ``kill_after`` seconds (the
+        version's own timeout; default ``timeout``), not sooner: a caller that asked for less
+        time gets its 504 at its deadline, and cannot make workers restart by asking.
 
         ``deadline`` (the event loop's clock): the caller's answer is due then whatever
         happens, 504 when the call is running (it may still finish on the worker, its answer
@@ -245,7 +293,7 @@ class Worker:
             wall = time.time() + deadline - asyncio.get_running_loop().time()
             fut = self._send(p.CALL_BY, p.DEADLINE.pack(wall) + body)
         msg_id = self.next_id - 1
-        self._timeouts[msg_id] = timeout
+        self._timeouts[msg_id] = max(timeout, kill_after or 0.0)
         if len(self._timeouts) == 1:
             self._arm_timer()
         if deadline is None:
@@ -309,8 +357,10 @@ class VersionPool:
     to the least-loaded worker, and waits in line when every worker is full.
     """
 
-    def __init__(self, spec: PoolSpec, artifacts: Path, zygotes: Zygotes | None = None) -> None:
+    def __init__(self, spec: PoolSpec, artifacts: Path, zygotes: Zygotes | None = None,
+                 limits: Limits | None = None) -> None:
         self.spec = spec
+        self.limits = limits or Limits()
         self.artifacts = artifacts
         self.zygotes = zygotes
         self.label = label_of(spec.key)
@@ -470,7 +520,7 @@ class VersionPool:
                 raise Unavailable(f"every worker of {self.label} stayed busy for {limit:g} s; "
                                   "add workers or slow down") from None
         try:
-            return await worker.call(body, limit, deadline)
+            return await worker.call(body, limit, deadline, kill_after=self.spec.timeout)
         finally:
             self.last_used = time.monotonic()
             self.release(worker)
@@ -483,6 +533,15 @@ class VersionPool:
         for fut in self.waiters:
             if not fut.done():
                 fut.set_exception(Unavailable(f"{self.label} was stopped"))
+
+    def failure(self, err: dict[str, Any], where: str = "") -> ChampionError:
+        """The error of a call the model failed: its exception (500), or, when it ran out of
+        memory under the workers' limit, 502 saying so."""
+        if err.get("type") == "MemoryError" and self.limits.memory_mb:
+            return OutOfMemory(f"{self.label} passed its worker's memory limit of "
+                               f"{self.limits.memory_mb} MiB (--worker-memory-mb){where}",
+                               exception="MemoryError")
+        return ModelError(f"{err['type']}: {err['message']}{where}", exception=err["type"])
 
     def status(self) -> dict[str, Any]:
         return {
@@ -504,8 +563,10 @@ class Runtime(BaseRuntime):
     name = "local"
 
     def __init__(self, artifacts: Path, idle_timeout: float = 600.0, *,
-                 fork_server: bool = True, preload: tuple[str, ...] = ()) -> None:
+                 fork_server: bool = True, preload: tuple[str, ...] = (),
+                 limits: Limits | None = None) -> None:
         self.artifacts = artifacts
+        self.limits = limits or Limits()
         self.idle_timeout = idle_timeout
         # Workers are forked from a template process that has imported their libraries
         # (runtime/zygote.py): milliseconds to start, libraries' pages shared.
@@ -550,7 +611,8 @@ class Runtime(BaseRuntime):
         pools = self.background if spec.nice else self.pools
         pool = pools.get(spec.key)
         if pool is None or pool.closed:
-            pool = pools[spec.key] = VersionPool(spec, self.artifacts, self.zygotes)
+            pool = pools[spec.key] = VersionPool(spec, self.artifacts, self.zygotes,
+                                                 self.limits)
             self._changed.set()
         elif pool.spec is not spec and pool.spec != spec:
             pool.resize(spec)
@@ -583,7 +645,12 @@ class Runtime(BaseRuntime):
 
     async def call(self, spec: PoolSpec, body: bytes, timeout: float | None = None) -> bytes:
         kind, reply = await self.pool(spec).call(body, timeout)
-        return reply_or_raise(kind, reply)
+        if kind == p.RESULT:
+            return reply
+        err = orjson.loads(reply)
+        index = err.get("index")
+        where = f" (batch row {index})" if index is not None else ""
+        raise self.pool(spec).failure(err, where)
 
     async def stop(self, key: VersionKey) -> None:
         for pools in (self.pools, self.background):

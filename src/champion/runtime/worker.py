@@ -75,7 +75,23 @@ def _error_body(exc: BaseException, index: int | None = None) -> bytes:
     )
 
 
+def limit_memory() -> None:
+    """The address-space limit the server asked for (CHAMPION_WORKER_MEMORY_MB), if any: past
+    it an allocation fails (MemoryError), and the server answers 502 out_of_memory."""
+    raw = os.environ.get("CHAMPION_WORKER_MEMORY_MB")
+    if not raw:
+        return
+    import resource
+
+    limit = int(raw) * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def serve(conn: Connection) -> None:
+    limit_memory()
     msg = conn.recv()
     if msg is None or msg[0] != p.LOAD:
         return

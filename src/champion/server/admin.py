@@ -42,9 +42,9 @@ MAX_ADMIN_JSON = 64 * 1024 * 1024
 MAX_ARTIFACT = 4 * 1024 * 1024 * 1024
 
 
-def _state(request: Request) -> State:
+def _state(request: Request, scope: str = "admin") -> State:
     st: State = request.app.state.champion
-    require_token(request, st.token)
+    require_token(request, st.token, scope)
     return st
 
 
@@ -76,7 +76,7 @@ def _version_number(raw: Any) -> int:
 
 
 async def list_deployments(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     rows = await asyncio.to_thread(st.store.list_deployments)
     return json_response({
         "deployments": [
@@ -95,7 +95,7 @@ async def list_deployments(request: Request) -> Response:
 
 
 async def get_deployment(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     return json_response(await st.registry.deployment(request.path_params["name"]))
 
 
@@ -115,14 +115,14 @@ async def configure_deployment(request: Request) -> Response:
 
 
 async def list_versions(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     info = await st.registry.deployment(request.path_params["name"])
     return json_response({"deployment": info["name"], "aliases": info["aliases"],
                           "versions": info["versions"]})
 
 
 async def get_version(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     name = request.path_params["name"]
     ref = check_ref(name, request.path_params["ref"])
     target = await st.registry.resolve(name, ref)
@@ -131,7 +131,7 @@ async def get_version(request: Request) -> Response:
 
 async def deploy(request: Request) -> Response:
     """Create the next version from an uploaded manifest (artifacts uploaded first)."""
-    st = _state(request)
+    st = _state(request, "deploy")
     name = check_name(request.path_params["name"])
     body = await read_json(request, MAX_ADMIN_JSON)
     manifest = check_manifest_shape(body.get("manifest"))
@@ -193,7 +193,7 @@ async def deploy(request: Request) -> Response:
 
 
 async def list_aliases(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     info = await st.registry.deployment(request.path_params["name"])
     return json_response({"deployment": info["name"], "aliases": info["aliases"]})
 
@@ -249,7 +249,7 @@ async def history(request: Request) -> Response:
 
 
 async def missing_artifacts(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     body = await read_json(request, MAX_ADMIN_JSON)
     hashes = body.get("hashes")
     if not isinstance(hashes, list) or not all(isinstance(h, str) and valid_hash(h)
@@ -261,7 +261,7 @@ async def missing_artifacts(request: Request) -> Response:
 
 async def get_artifact(request: Request) -> Response:
     """GET /api/artifacts/{digest}: an artifact's bytes (champion export reads them)."""
-    st = _state(request)
+    st = _state(request, "deploy")
     digest = request.path_params["digest"]
     if not valid_hash(digest):
         raise BadRequest("an artifact is named by its SHA-256 hex digest")
@@ -272,7 +272,7 @@ async def get_artifact(request: Request) -> Response:
 
 
 async def put_artifact(request: Request) -> Response:
-    st = _state(request)
+    st = _state(request, "deploy")
     digest = request.path_params["digest"]
     if not valid_hash(digest):
         raise BadRequest("an artifact is named by its SHA-256 hex digest")

@@ -14,8 +14,10 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,7 +28,19 @@ from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
 from champion.runtime.base import create_runtime
 from champion.runtime.envs import EnvManager
-from champion.server import admin, environments, experiments, health, modelbit, observe, ui
+from champion.runtime.pool import Limits
+from champion.server import (
+    admin,
+    environments,
+    experiments,
+    health,
+    modelbit,
+    observe,
+    openapi,
+    tokens,
+    ui,
+)
+from champion.server.auth import AuditLog
 from champion.server.execution import Executor
 from champion.server.http import error_response
 from champion.server.inference import InferenceFastPath, infer
@@ -89,6 +103,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
                           {"connection": "close"})
 
 
+async def _openapi(request: Request) -> Response:
+    """GET /openapi.json: the OpenAPI 3.1 document of this app's routes."""
+    doc = getattr(request.app.state, "openapi", None)
+    if doc is None:
+        doc = request.app.state.openapi = orjson.dumps(openapi.document(request.app.routes))
+    return Response(doc, media_type="application/json")
+
+
 def _gauges(st: State) -> dict[str, tuple[str, str, float]]:
     events = st.events.status()
     pools = st.runtime.status()
@@ -138,7 +160,9 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
             config.runtime, store.artifacts.root, idle_timeout=config.idle_timeout,
             fork_server=config.fork_server,
             preload=tuple(m.strip() for m in config.preload_modules.split(",") if m.strip()),
-            ray_address=config.ray_address, ray_replica_cpus=config.ray_replica_cpus)
+            ray_address=config.ray_address, ray_replica_cpus=config.ray_replica_cpus,
+            limits=Limits(max_answer_bytes=config.max_answer_bytes,
+                          memory_mb=config.worker_memory_mb))
         st = State(
             config=config,
             store=store,
@@ -166,6 +190,8 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         st.controller.start()
         st.tasks.append(asyncio.create_task(environments.resume(st)))
         st.telemetry.gauges = lambda: _gauges(st)
+        await tokens.reload(st)
+        st.tasks.append(asyncio.create_task(tokens.poll(st)))
         app.state.champion = st
         try:
             yield
@@ -187,9 +213,11 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", observe.prometheus, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
         *admin.routes(),
         *experiments.routes(),
         *environments.routes(),
+        *tokens.routes(),
         Route("/api/deployments/{name}/metrics", observe.metrics, methods=["GET"]),
         Route("/api/deployments/{name}/logs/export", observe.export_logs, methods=["GET"]),
         *ui.routes(),  # the dashboard: / and /ui/...
@@ -197,6 +225,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(AuditLog)],
         exception_handlers={
             HTTPException: _http_error,
             ChampionError: _champion_error,

@@ -242,7 +242,7 @@ async def resume(st: State) -> None:
 async def build_status(request: Request) -> Response:
     """GET /api/deployments/{name}/versions/{ref}/build: the deploy job's progress."""
     st: State = request.app.state.champion
-    require_token(request, st.token)
+    require_token(request, st.token, "deploy")
     name = request.path_params["name"]
     target = await st.registry.resolve(name, check_ref(name, request.path_params["ref"]))
     job = st.builds.get((name, target.version))

@@ -18,6 +18,7 @@ from champion.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from champion.server.auth import ADMIN, CALLER_KEY, DASHBOARD, Caller, check_scope
 
 JSON_TYPE = "application/json"
 COOKIE_NAME = "champion_session"  # champion.server.ui.session.COOKIE
@@ -32,6 +33,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(exc: ChampionError, headers: dict[str, str] | None = None) -> Response:
     headers = dict(headers or {})
+    headers.update(getattr(exc, "headers", None) or {})
     if exc.request_id:
         headers["X-Champion-Request-Id"] = exc.request_id
     return json_response(exc.to_dict(), exc.status_code, headers or None)
@@ -113,29 +115,81 @@ def bearer_token(request: Request) -> str | None:
     return request.headers.get("x-champion-token")
 
 
-def require_token(request: Request, token: str) -> None:
-    """The admin token as a bearer token; or else a dashboard session cookie (see
-    :mod:`champion.server.ui.session`: any method but GET also needs its CSRF header)."""
+def require_token(request: Request, token: str, scope: str = "admin") -> Caller:
+    """The caller, who must have ``scope``: the admin token (every scope), a scoped token, or
+    else a dashboard session cookie (see :mod:`champion.server.ui.session`: any method but GET
+    also needs its CSRF header). A token over its rate limit is answered 429."""
     given = bearer_token(request)
     if given is None:
         from champion.server.ui import session  # the dashboard's modules import this one
 
         if COOKIE_NAME in request.cookies and session.authenticate(request, token):
-            return
+            request.scope[CALLER_KEY] = DASHBOARD
+            return DASHBOARD
         raise Unauthorized(
-            "this call needs the admin token: send 'Authorization: Bearer <token>' (or the "
-            "token alone). "
-            "champion serve prints it on first start and keeps it in its data directory "
-            "(DATA_DIR/token); the CLI takes --token or CHAMPION_TOKEN, `champion login URL` "
-            "saves it once, and the CLI and the client also read CHAMPION_HOME/token"
+            "this call needs the admin token (or a token with the scope it needs): send "
+            "'Authorization: Bearer <token>' (or the token alone). "
+            "champion serve prints the admin token on first start and keeps it in its data "
+            "directory (DATA_DIR/token); the CLI takes --token or CHAMPION_TOKEN, `champion "
+            "login URL` saves it once, and the CLI and the client also read CHAMPION_HOME/token"
         )
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    caller = identify(request, token, given)
+    if caller is None:
         raise Unauthorized("the token is not valid for this server")
+    request.scope[CALLER_KEY] = caller  # before the check: a refusal is audited too
+    check_scope(caller, scope, f"{request.method} {request.url.path}")
+    rate_limit(request, caller)
+    return caller
+
+
+def identify(request: Request, token: str, given: str) -> Caller | None:
+    """The admin token, or a live scoped token; None for anything else."""
+    if hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                           token.encode("utf-8", "surrogatepass")):
+        return ADMIN
+    st = getattr(request.app.state, "champion", None)
+    return None if st is None else st.tokens.find(given)
+
+
+def rate_limit(request: Request, caller: Caller | None) -> None:
+    """429 when the caller is over its rate: a scoped token's own, else the server's
+    ``rate_limit`` (not for the admin token); an anonymous caller's address, the server's
+    ``anonymous_rate_limit``."""
+    st = getattr(request.app.state, "champion", None)
+    if st is None:
+        return
+    if caller is None:
+        client = request.client.host if request.client else "unknown"
+        st.limiter.check("@" + client, st.config.anonymous_rate_limit,
+                         f"anonymous callers from {client}")
+        return
+    rate = caller.rate_limit
+    if rate is None:
+        rate = 0.0 if caller.admin_token else st.config.rate_limit
+    st.limiter.check(caller.name, rate, f"the token {caller.name!r}")
+
+
+def optional_caller(request: Request, token: str) -> Caller | None:
+    """On a route open to anyone: the caller if it sent a valid token (its rate limit
+    applies), else None (an anonymous caller, limited by address). An unknown token counts
+    as none, as it always has on open routes."""
+    given = bearer_token(request)
+    caller = identify(request, token, given) if given else None
+    if caller is not None:
+        request.scope[CALLER_KEY] = caller
+    rate_limit(request, caller)
+    return caller
 
 
 def actor(request: Request) -> str:
-    """Who is acting: X-Champion-User, else "dashboard" for a dashboard session, else "admin"."""
+    """Who is acting: a scoped token's name (with X-Champion-User beside it); for the admin
+    token X-Champion-User, else "dashboard" for a dashboard session, else "admin"."""
     user = request.headers.get("x-champion-user", "").strip()
+    caller: Caller | None = request.scope.get(CALLER_KEY)
+    if caller is not None and not caller.admin_token:  # a scoped token: its name, always
+        return (f"{caller.name} ({user})" if user else caller.name)[:128]
     if user:
         return user[:128]
-    return "dashboard" if SESSION_SCOPE_KEY in request.scope else "admin"
+    if SESSION_SCOPE_KEY in request.scope:
+        return "dashboard"
+    return "admin"

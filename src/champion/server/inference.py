@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from champion.errors import ChampionError, InvalidInput
+from champion.errors import BadRequest, ChampionError, InvalidInput
 from champion.registry import Target
 from champion.registry.experiments import Active
 from champion.routing import RoutingDecision, RoutingRequest
@@ -33,6 +33,7 @@ from champion.server.http import (
     check_content_type,
     check_ref,
     error_response,
+    optional_caller,
     parse_json,
     read_body,
     require_token,
@@ -67,7 +68,9 @@ async def infer(request: Request) -> Response:
     batch_size = 1
     try:
         if st.config.require_auth:
-            require_token(request, st.token)
+            require_token(request, st.token, "infer")
+        else:
+            optional_caller(request, st.token)
         check_content_type(request)
         body = await read_body(request, st.config.max_body_bytes)
         parsed = parse_json(body)
@@ -343,6 +346,12 @@ class InferenceFastPath:
         return self.app.state  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get(
+                "query_string", b"")):
+            # No route takes a NUL, and PostgreSQL refuses it in text: 400 here, for all.
+            await error_response(BadRequest("the URL holds a NUL character (%00)"))(
+                scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith("/v1/"):

@@ -19,7 +19,13 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from champion.errors import BadRequest, ChampionError, NotFound, PayloadTooLarge
 from champion.events.feedback import MAX_ITEMS, parse_batch
-from champion.server.http import MAX_VERSION, json_response, read_json, require_token
+from champion.server.http import (
+    MAX_VERSION,
+    json_response,
+    optional_caller,
+    read_json,
+    require_token,
+)
 from champion.timeutil import parse_duration, parse_time
 
 if TYPE_CHECKING:
@@ -49,7 +55,9 @@ async def feedback(request: Request) -> Response:
     """POST /v1/{name}/feedback: one item or a list; committed before the answer."""
     st = _st(request)
     if st.config.require_auth:
-        require_token(request, st.token)
+        require_token(request, st.token, "feedback")
+    else:
+        optional_caller(request, st.token)
     name = request.path_params["name"]
     body = await read_json(request, MAX_FEEDBACK_BYTES, require_object=False)
     if not await st.registry.exists(name):

@@ -12,6 +12,7 @@ from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
 from champion.runtime.base import BaseRuntime
 from champion.runtime.envs import EnvManager
+from champion.server.auth import RateLimiter, Tokens
 from champion.server.execution import Executor
 from champion.server.telemetry import Telemetry
 from champion.settings import Config
@@ -50,6 +51,8 @@ class State:
     token: str
     started: float = field(default_factory=time.time)
     telemetry: Telemetry = field(default_factory=Telemetry)
+    tokens: Tokens = field(default_factory=Tokens)  # scoped tokens (server/auth.py)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
     shadows: ShadowRunner = field(init=False)
     controller: Controller = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -23,6 +23,7 @@ from champion.store import schema as t
 from champion.store.artifacts import Artifacts, ArtifactStore
 from champion.store.experiments import ExperimentStoreMixin
 from champion.store.ledger import LedgerMixin, _insert
+from champion.store.tokens import TokenStoreMixin
 
 Row = dict[str, Any]
 BUSY_TIMEOUT_MS = 30_000
@@ -73,7 +74,7 @@ def _sqlite_engine(data_dir: Path, pragmas: Any, pool: int) -> sa.Engine:
     return engine
 
 
-class Store(LedgerMixin, ExperimentStoreMixin):
+class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
     def __init__(self, engine: sa.Engine, artifacts: Artifacts,
                  log_engine: sa.Engine | None = None) -> None:
         self.engine = engine

@@ -345,6 +345,33 @@ def _v9_feedback_attribution(op: Operations) -> None:
                     postgresql_where=sa.text("experiment IS NOT NULL"))
 
 
+def _v10_tokens_and_audit_log(op: Operations) -> None:
+    """Scoped API tokens (hashed), and the audit log of every admin action by token."""
+    op.create_table(
+        "tokens",
+        sa.Column("name", sa.String(128), primary_key=True),
+        sa.Column("hash", sa.String(64), nullable=False, unique=True),
+        sa.Column("prefix", sa.String(16), nullable=False),
+        sa.Column("scopes", sa.JSON, nullable=False),
+        sa.Column("rate_limit", sa.Float, nullable=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False, server_default=""),
+        sa.Column("revoked_at", sa.Float, nullable=True),
+    )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("token", sa.String(128), nullable=False),
+        sa.Column("user", sa.String(128), nullable=False, server_default=""),
+        sa.Column("method", sa.String(8), nullable=False),
+        sa.Column("path", sa.String(512), nullable=False),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("deployment", sa.String(128), nullable=True),
+    )
+    op.create_index("ix_audit_log_ts", "audit_log", ["ts"])
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -355,6 +382,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v7_rollups_per_writer,
     _v8_version_status_and_origin,
     _v9_feedback_attribution,
+    _v10_tokens_and_audit_log,
 ]
 
 LATEST = len(STEPS)

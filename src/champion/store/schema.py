@@ -242,3 +242,32 @@ rollup_arms = sa.Table(
     sa.Column("writer", sa.String(16), primary_key=True, server_default=""),
     sa.Column("count", sa.Integer, nullable=False),
 )
+
+# API tokens besides the admin token: only a hash of each is kept (shown once at creation).
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("rate_limit", sa.Float, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False, server_default=""),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+# Every admin action (a change through /api/ or the dashboard), with the token that made it.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("token", sa.String(128), nullable=False),
+    sa.Column("user", sa.String(128), nullable=False, server_default=""),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("deployment", sa.String(128), nullable=True),
+)
+sa.Index("ix_audit_log_ts", audit_log.c.ts)
