@@ -200,7 +200,9 @@ def markdown(results: dict[str, Any]) -> str:
                                  for k in ("p50_ms", "p90_ms", "p99_ms")) for c in conc]
             cells += [_num(s["peak_rss_mib"]), _num(s["start"].get("cold_start_s"))]
             lines.append("| " + " | ".join(cells) + " |")
-            if name.startswith(CHAMPION_PREFIX) and ref and ref["repeats"] and name != REFERENCE:
+            to_floor = name.startswith(CHAMPION_PREFIX) or getattr(
+                SYSTEMS.get(name), "vs_floor", False)
+            if to_floor and ref and ref["repeats"] and name != REFERENCE:
                 rp = ref["points"][kind]
                 cells = [f"*{name} ÷ {REFERENCE}*", KIND_LABEL[kind]]
                 cells += [_ratio(pts.get(str(c), {}).get("rps"), rp.get(str(c), {}).get("rps"))

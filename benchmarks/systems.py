@@ -216,6 +216,14 @@ class Champion(System):
         return _dist_versions("champion", "starlette", "uvicorn", "uvloop", "httptools")
 
 
+
+def _warm(client: Any, exp: dict[str, Any]) -> None:
+    """Ask for the new experiment's report once before any load: the server imports its
+    statistics (scipy, ~0.6 s of CPU) on the first report, and a load point that ran while it
+    did would measure a one-time import, not the experiment's running cost."""
+    client.report(exp["id"])
+
+
 class ChampionNoLog(Champion):
     name = "champion-nolog"
     title = "champion with the request log off (--no-request-log)"
@@ -235,7 +243,8 @@ class ChampionAB(Champion):
     def setup_endpoint(self, client: Any) -> None:
         client.deploy(m.predict, self.deployment)
         client.deploy(m.predict, self.deployment)
-        client.create_experiment(self.deployment, "ab", {"control": 1, "candidate": 2})
+        exp = client.create_experiment(self.deployment, "ab", {"control": 1, "candidate": 2})
+        _warm(client, exp)
 
 
 class ChampionBandit(Champion):
@@ -250,8 +259,9 @@ class ChampionBandit(Champion):
 
     def setup_endpoint(self, client: Any) -> None:
         client.deploy(m.predict, self.deployment)
-        client.create_experiment(self.deployment, "bandit", {"a": 1, "b": 1, "c": 1},
-                                 bandit={"update_seconds": 1, "decide_threshold": None})
+        exp = client.create_experiment(self.deployment, "bandit", {"a": 1, "b": 1, "c": 1},
+                                       bandit={"update_seconds": 1, "decide_threshold": None})
+        _warm(client, exp)
 
 
 class ChampionShadow(Champion):
@@ -262,7 +272,8 @@ class ChampionShadow(Champion):
     def setup_endpoint(self, client: Any) -> None:
         client.deploy(m.predict, self.deployment)
         client.deploy(m.predict, self.deployment)
-        client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2})
+        exp = client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2})
+        _warm(client, exp)
 
 
 class ChampionCanary(Champion):
@@ -275,9 +286,10 @@ class ChampionCanary(Champion):
         client.deploy(m.predict, self.deployment)
         client.deploy(m.predict, self.deployment)
         # A step that never ends during the run: the canary keeps judging at 25 %.
-        client.create_experiment(self.deployment, "canary", {"stable": 1, "canary": 2},
-                                 canary={"steps": [25, 100], "step_seconds": 86400,
-                                         "max_seconds": 86400 * 2})
+        exp = client.create_experiment(self.deployment, "canary", {"stable": 1, "canary": 2},
+                                       canary={"steps": [25, 100], "step_seconds": 86400,
+                                               "max_seconds": 86400 * 2})
+        _warm(client, exp)
 
 
 class ChampionShadow10(Champion):
@@ -288,8 +300,9 @@ class ChampionShadow10(Champion):
     def setup_endpoint(self, client: Any) -> None:
         client.deploy(m.predict, self.deployment)
         client.deploy(m.predict, self.deployment)
-        client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2},
-                                 shadow={"percent": 10})
+        exp = client.create_experiment(self.deployment, "shadow", {"live": 1, "shadow": 2},
+                                       shadow={"percent": 10})
+        _warm(client, exp)
 
 
 class ChampionBatched(Champion):
@@ -324,8 +337,9 @@ class ChampionInterleave(ChampionRanker):
     def setup_endpoint(self, client: Any) -> None:
         client.deploy(m.rank, self.deployment)
         client.deploy(m.rank_reversed, self.deployment)
-        client.create_experiment(self.deployment, "interleave",
-                                 {"control": 1, "candidate": 2}, interleave={"k": 20})
+        exp = client.create_experiment(self.deployment, "interleave",
+                                       {"control": 1, "candidate": 2}, interleave={"k": 20})
+        _warm(client, exp)
 
 
 class ChampionRankerIO(ChampionRanker):
@@ -347,8 +361,73 @@ class ChampionInterleaveIO(ChampionRanker):
     def setup_endpoint(self, client: Any) -> None:
         client.deploy(m.rank_io, self.deployment)
         client.deploy(m.rank_io_reversed, self.deployment)
-        client.create_experiment(self.deployment, "interleave",
-                                 {"control": 1, "candidate": 2}, interleave={"k": 20})
+        exp = client.create_experiment(self.deployment, "interleave",
+                                       {"control": 1, "candidate": 2}, interleave={"k": 20})
+        _warm(client, exp)
+
+
+class ChampionReplicas(Champion):
+    name = "champion-replicas"
+    title = ("champion serve --replicas 2: two server processes on one port and one store "
+             "(SQLite here; PostgreSQL in production, docs/scaling.md)")
+    raw_latency = False
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        launch = super().launch(ctx, port, run_id)
+        launch.argv += ["--replicas", "2"]
+        return launch
+
+
+def _ray_skip() -> None:
+    try:
+        import ray  # noqa: F401
+        from ray import serve  # noqa: F401
+    except ImportError as exc:
+        raise Skip(f"Ray Serve is not installed ({exc}): pip install 'champion[ray]'") from None
+
+
+class ChampionRay(Champion):
+    """The server starts its own local Ray instance (no --ray-address) and runs the version
+    as a Ray Serve deployment of one replica: champion's HTTP front, Ray's execution."""
+
+    name = "champion-ray"
+    title = ("champion serve --runtime ray: the version a Ray Serve deployment (1 replica) "
+             "on a local Ray instance, called through a DeploymentHandle")
+    raw_latency = True
+    baseline = "rayserve"
+    startup_timeout = 180.0
+
+    def prepare(self, ctx: Context) -> None:
+        _ray_skip()
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        launch = super().launch(ctx, port, run_id)
+        launch.argv += ["--runtime", "ray"]
+        return launch
+
+    def versions(self) -> dict[str, str]:
+        return {**super().versions(), **_dist_versions("ray")}
+
+
+class RayServe(System):
+    """Ray Serve alone: its HTTP proxy and one deployment calling the same function."""
+
+    name = "rayserve"
+    title = "Ray Serve's own HTTP proxy, one deployment (1 replica) with the model in-process"
+    raw_latency = True
+    vs_floor: ClassVar[bool] = True  # a peer printed as a ratio to the floor too
+    startup_timeout = 180.0
+
+    def prepare(self, ctx: Context) -> None:
+        _ray_skip()
+
+    def launch(self, ctx: Context, port: int, run_id: str) -> Launch:
+        return Launch([sys.executable, "-m", "benchmarks.servers.rayserve_app", str(port)],
+                      env={"BENCH_MODEL_PICKLE": str(ctx.model_pickle),
+                           "RAY_USAGE_STATS_ENABLED": "0"})
+
+    def versions(self) -> dict[str, str]:
+        return _dist_versions("ray", "starlette", "uvicorn")
 
 
 # ---------------------------------------------------------------------------- others
@@ -456,7 +535,7 @@ SYSTEMS: dict[str, type[System]] = {
                               ChampionAB, ChampionCanary, ChampionBandit, ChampionShadow,
                               ChampionShadow10, ChampionBatched,
                               ChampionRanker, ChampionInterleave, ChampionRankerIO,
-                              ChampionInterleaveIO,
+                              ChampionInterleaveIO, ChampionReplicas, ChampionRay, RayServe,
                               MLflow, BentoML)
 }
 REFERENCE = "floor"  # champion rows are also printed as a ratio to this system

@@ -6,6 +6,7 @@ Set CHAMPION_TEST_BACKENDS=sqlite to skip PostgreSQL (it is on by default and ex
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -159,3 +160,91 @@ def client(server: Server) -> Iterator[Any]:
 @pytest.fixture()
 def unique_name() -> str:
     return "t" + uuid.uuid4().hex[:10]
+
+
+# ------------------------------------------------------------------ the Ray runtime
+
+
+class RayCluster:
+    """The local Ray instance of tests/e2e/ray_head.py."""
+
+    def __init__(self, log_path: Path) -> None:
+        import secrets
+
+        self.log_path = log_path
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Ray's token authentication, with a token of the session's own (not ~/.ray's):
+        # every process that joins the instance (champion serve) gets it in its environment.
+        self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                    "RAY_USAGE_STATS_ENABLED": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.ray_head"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.log, cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, **self.env})
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(30)
+            raise RuntimeError(log_path.read_text(errors="replace")[-2000:])
+        self.address = json.loads(line)["address"]
+
+    def apps(self) -> list[str]:
+        """The Serve applications on the cluster."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b"apps\n")
+        self.proc.stdin.flush()
+        return list(json.loads(self.proc.stdout.readline())["apps"])
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    """One local Ray instance for the session; skipped (with the reason) where Ray cannot
+    start. CI (.ci/run) installs ray[serve] through the dev extra and sets
+    CHAMPION_TEST_REQUIRE_RAY=1: there a Ray that cannot start fails the tests instead."""
+    import importlib.util
+
+    give_up = pytest.fail if os.environ.get("CHAMPION_TEST_REQUIRE_RAY") == "1" else pytest.skip
+    if importlib.util.find_spec("ray") is None:
+        give_up("Ray is not installed (pip install 'champion[ray]')")
+    log_path = tmp_path_factory.mktemp("ray") / "ray-head.log"
+    try:
+        cluster = RayCluster(log_path)
+    except Exception as exc:
+        give_up(f"a local Ray instance could not start: {str(exc)[-500:]}")
+    yield cluster
+    cluster.stop()
+
+
+RUNTIMES = ["local", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+@pytest.fixture(scope="session", params=RUNTIMES)
+def runtime_server(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per runtime (SQLite store), for the runtime contract suite."""
+    args = ["--max-body-bytes", str(1024 * 1024), "--timeout", "20"]
+    if request.param == "ray":
+        cluster = request.getfixturevalue("ray_cluster")
+        # Small CPU reservations: the 2-CPU test instance holds many one-worker versions.
+        args += ["--runtime", "ray", "--ray-address", cluster.address,
+                 "--ray-replica-cpus", "0.05"]
+    env: dict[str, str] = {}
+    if request.param == "ray":
+        env = request.getfixturevalue("ray_cluster").env
+    srv = Server(tmp_path_factory.mktemp(f"data-{request.param}"), extra_args=args, env=env)
+    srv.runtime = request.param  # type: ignore[attr-defined]
+    srv.start(timeout=120)
+    yield srv
+    srv.stop()

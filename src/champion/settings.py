@@ -164,6 +164,27 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL recommended: see docs/scaling.md).",
     ),
     Setting(
+        "runtime",
+        str,
+        "local",
+        "Where versions run: local (worker processes on this machine) or ray (one Ray Serve "
+        "deployment per version on a Ray cluster; pip install 'champion[ray]'; see "
+        "docs/scaling.md).",
+    ),
+    Setting(
+        "ray_address",
+        str,
+        "",
+        "With --runtime ray: the Ray cluster's address (HOST:PORT of its head, or auto); "
+        "empty starts a local Ray instance inside the server.",
+    ),
+    Setting(
+        "ray_replica_cpus",
+        float,
+        1.0,
+        "With --runtime ray: CPUs Ray reserves for each replica of a version.",
+    ),
+    Setting(
         "build_timeout",
         float,
         600.0,
@@ -208,6 +229,9 @@ class Config:
     fork_server: bool = True
     preload_modules: str = "numpy,scipy,sklearn,pandas"
     replicas: int = 1
+    runtime: str = "local"
+    ray_address: str = ""
+    ray_replica_cpus: float = 1.0
     build_timeout: float = 600.0
     env_budget_gb: float = 10.0
 

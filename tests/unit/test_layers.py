@@ -51,6 +51,8 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 SQL = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 CODE_LOADERS = {"cloudpickle", "pickle", "runpy", "marshal"}
+# Ray runs code shipped to it (a pickled class, a task): only runtime/ talks to a cluster.
+RAY = {"ray"}
 LOADS_NO_CODE = {"server", "registry", "controller", "store", "events", "strategies",
                  "routing", "analysis"}
 
@@ -74,6 +76,8 @@ def test_layers_import_only_what_the_design_allows() -> None:
                 problems.append(f"{rel} imports {name}: only store/ speaks SQL")
             if top in CODE_LOADERS and here in LOADS_NO_CODE:
                 problems.append(f"{rel} imports {name}: only runtime/ loads user code")
+            if top in RAY and here != "runtime":
+                problems.append(f"{rel} imports {name}: only runtime/ speaks to Ray")
     assert not problems, "\n".join(problems)
 
 
@@ -114,3 +118,16 @@ def test_the_strategy_name_check_can_fail(source: str) -> None:
                                                    for c in (n.left, *n.comparators)))
             or (isinstance(n, ast.Subscript) and _names_strategy(n.slice, names))]
     assert hits
+
+
+def test_starting_the_server_does_not_import_scipy_or_alembic():
+    # `champion serve` → ready is a target (≤ 1 s): scipy (~0.6 s) loads when a report or a
+    # policy update first needs it, alembic only when an existing store needs a migration.
+    import subprocess
+    import sys
+
+    code = ("import sys, champion.main, champion.server.app, champion.strategies; "
+            "print(sorted(m for m in ('scipy', 'alembic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -33,7 +33,8 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
+
+from champion.analysis._lazy import special
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate, special, stats
 
+from champion.analysis._lazy import integrate, special, stats
 from champion.analysis.errors import NEUTRAL_CHANCE_TO_WIN, NEUTRAL_ESTIMATE, ErrorCode
 from champion.analysis.ttest import Comparison
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, stats
 
+from champion.analysis._lazy import optimize, stats
 from champion.analysis.proportions import newcombe_interval
 from champion.analysis.sequential import cs_half_width
 from champion.analysis.summary import ProportionStats

@@ -15,9 +15,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
-from scipy.spatial import distance
 
+from champion.analysis._lazy import distance, stats
 from champion.analysis.errors import ErrorCode
 from champion.analysis.shadow import canonical_label, sorted_labels
 

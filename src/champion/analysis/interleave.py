@@ -25,8 +25,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
+from champion.analysis._lazy import stats
 from champion.analysis.errors import NEUTRAL_P_VALUE, ErrorCode
 from champion.analysis.sequential import DEFAULT_N_STAR, sequential_p_value
 

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
-
+from champion.analysis._lazy import stats
 from champion.analysis.sequential import DEFAULT_N_STAR, cs_half_width
 
 

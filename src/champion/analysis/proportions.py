@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from scipy import optimize, stats
-
+from champion.analysis._lazy import optimize, stats
 from champion.analysis.delta import relative_lift_variance
 from champion.analysis.errors import ErrorCode
 from champion.analysis.summary import ProportionStats

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
+from champion.analysis._lazy import stats
 from champion.analysis.proportions import wilson_interval
 
 FloatArray = npt.NDArray[np.float64]

@@ -12,8 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
+from champion.analysis._lazy import stats
 from champion.analysis.errors import ErrorCode
 
 SRM_THRESHOLD = 0.001

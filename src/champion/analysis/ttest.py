@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats
-
+from champion.analysis._lazy import stats
 from champion.analysis.delta import relative_lift_variance
 from champion.analysis.errors import NEUTRAL_ESTIMATE, NEUTRAL_P_VALUE, ErrorCode
 from champion.analysis.summary import MeanStats, Moments

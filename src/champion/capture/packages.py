@@ -24,8 +24,37 @@ def _site_dirs() -> tuple[str, ...]:
 
 
 @functools.cache
-def _module_to_dists() -> dict[str, list[str]]:
-    return {k: list(v) for k, v in importlib.metadata.packages_distributions().items()}
+def _module_to_dists() -> dict[str, list[importlib.metadata.Distribution]]:
+    """Top-level module -> the distributions that install it.
+
+    What ``importlib.metadata.packages_distributions()`` answers, read from the metadata text
+    directly: the standard function builds a ``PackagePath`` for every file of every installed
+    distribution (13,000 in a data-science venv, 0.36 s, most of a first deploy's time)."""
+    out: dict[str, list[importlib.metadata.Distribution]] = {}
+    for dist in importlib.metadata.distributions():
+        # (dist.metadata parses an email message per distribution: read only for the few a
+        # function needs, in distributions_for)
+        declared = dist.read_text("top_level.txt")
+        if declared:
+            tops = {line.strip() for line in declared.splitlines() if line.strip()}
+        else:
+            tops = _record_tops(dist.read_text("RECORD") or dist.read_text("SOURCES.txt") or "")
+        for top in tops:
+            out.setdefault(top, []).append(dist)
+    return out
+
+
+def _record_tops(record: str) -> set[str]:
+    """The top-level modules a RECORD (or SOURCES.txt) lists: a package's first directory,
+    or a single-file module's name, from its ``.py`` files."""
+    tops = set()
+    for line in record.splitlines():
+        path = line.split(",", 1)[0].strip('"')
+        if not path.endswith(".py"):
+            continue
+        first, sep, _ = path.partition("/")
+        tops.add(first if sep else first[:-3])
+    return tops
 
 
 def top_level(module_name: str) -> str:
@@ -60,10 +89,9 @@ def distributions_for(module_names: set[str]) -> dict[str, str]:
         if is_stdlib(name) or name in _ALWAYS:
             continue
         for dist in mapping.get(name, []):
-            try:
-                out[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            dist_name, version = dist.metadata["Name"], dist.version
+            if dist_name and version:
+                out[dist_name] = version
     return out
 
 

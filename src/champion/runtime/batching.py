@@ -10,7 +10,7 @@ idle. ``batch_max_wait_ms`` > 0 additionally holds a lone request that long for 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -18,11 +18,19 @@ from champion.errors import ModelError
 from champion.runtime import protocol as p
 
 if TYPE_CHECKING:
-    from champion.runtime.pool import VersionPool
+    from champion.runtime.pool import PoolSpec
+
+
+class Calls(Protocol):
+    """What a batcher sends its batches to: a local pool, or a Ray deployment's handle."""
+
+    spec: PoolSpec
+
+    async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]: ...
 
 
 class Batcher:
-    def __init__(self, pool: VersionPool) -> None:
+    def __init__(self, pool: Calls) -> None:
         self.pool = pool
         self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
         self.inflight = 0

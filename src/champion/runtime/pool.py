@@ -27,14 +27,13 @@ from typing import Any
 
 import orjson
 
-from champion.errors import ChampionError, ModelError, ModelTimeout, Unavailable, WorkerCrashed
+from champion.errors import ChampionError, ModelTimeout, Unavailable, WorkerCrashed
 from champion.runtime import protocol as p
+from champion.runtime.base import BaseRuntime, VersionKey, reply_or_raise
 from champion.runtime.batching import Batcher
 from champion.runtime.forks import Zygote, ZygoteError, Zygotes
 
 log = logging.getLogger("champion.runtime")
-
-VersionKey = tuple[str, int]
 
 
 def _installed_modules(manifest: dict[str, Any]) -> list[str]:
@@ -69,6 +68,7 @@ class PoolSpec:
     key: VersionKey
     manifest: dict[str, Any]
     workers: int = 1
+    max_workers: int | None = None  # > workers: autoscaled between the two (Ray runtime)
     timeout: float = 30.0
     idle_timeout: float | None = None
     load_timeout: float = 120.0
@@ -498,8 +498,10 @@ class VersionPool:
         }
 
 
-class Runtime:
-    """All pools of one server process."""
+class Runtime(BaseRuntime):
+    """All pools of one server process (the ``local`` runtime)."""
+
+    name = "local"
 
     def __init__(self, artifacts: Path, idle_timeout: float = 600.0, *,
                  fork_server: bool = True, preload: tuple[str, ...] = ()) -> None:
@@ -581,22 +583,13 @@ class Runtime:
 
     async def call(self, spec: PoolSpec, body: bytes, timeout: float | None = None) -> bytes:
         kind, reply = await self.pool(spec).call(body, timeout)
-        if kind == p.RESULT:
-            return reply
-        err = orjson.loads(reply)
-        index = err.get("index")
-        where = f" (batch row {index})" if index is not None else ""
-        raise ModelError(f"{err['type']}: {err['message']}{where}", exception=err["type"])
+        return reply_or_raise(kind, reply)
 
     async def stop(self, key: VersionKey) -> None:
         for pools in (self.pools, self.background):
             pool = pools.pop(key, None)
             if pool is not None:
                 await pool.close()
-
-    async def stop_deployment(self, name: str) -> None:
-        for key in [k for k in self.versions() if k[0] == name]:
-            await self.stop(key)
 
     async def _reap_idle(self) -> None:
         while True:

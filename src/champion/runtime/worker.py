@@ -158,7 +158,26 @@ def serve(conn: Connection) -> None:
         conn.send(p.RESULT, msg_id, payload)
 
 
+def _die_with_parent() -> None:
+    """With CHAMPION_DIE_WITH_PARENT=1 (set by a Ray replica, runtime/rayreplica.py): the
+    kernel kills this worker when the process that started it dies, even mid-call (a hung
+    function never reads the socket's end). Linux only; elsewhere the socket's end does."""
+    if os.environ.get("CHAMPION_DIE_WITH_PARENT") != "1" or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(1)
+
+
 def main() -> None:
+    _die_with_parent()
     fd = int(sys.argv[1])
     sock = socket.socket(fileno=fd)
     try:

@@ -159,7 +159,8 @@ async def deploy(request: Request) -> Response:
     provisional = (name, -int(uuid.uuid4().int % 1_000_000_000) - 1)
     if body.get("validate", True):
         spec = PoolSpec(key=provisional, manifest=manifest, workers=workers, timeout=timeout,
-                        idle_timeout=config.get("idle_timeout"))
+                        idle_timeout=config.get("idle_timeout"),
+                        max_workers=config.get("max_workers"))
         try:
             await st.runtime.warm(spec)
         except ChampionError as exc:

@@ -24,8 +24,8 @@ from champion.controller import Controller
 from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
+from champion.runtime.base import create_runtime
 from champion.runtime.envs import EnvManager
-from champion.runtime.pool import Runtime
 from champion.server import admin, environments, experiments, health, modelbit, observe, ui
 from champion.server.execution import Executor
 from champion.server.http import error_response
@@ -134,10 +134,11 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
                 f"champion: admin token (shown once; kept in {data / 'token'}):\n  {token}",
                 flush=True,
             )
-        runtime = Runtime(store.artifacts.root, idle_timeout=config.idle_timeout,
-                          fork_server=config.fork_server,
-                          preload=tuple(m.strip() for m in config.preload_modules.split(",")
-                                        if m.strip()))
+        runtime = create_runtime(
+            config.runtime, store.artifacts.root, idle_timeout=config.idle_timeout,
+            fork_server=config.fork_server,
+            preload=tuple(m.strip() for m in config.preload_modules.split(",") if m.strip()),
+            ray_address=config.ray_address, ray_replica_cpus=config.ray_replica_cpus)
         st = State(
             config=config,
             store=store,

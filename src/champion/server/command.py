@@ -62,10 +62,22 @@ def port_in_use(host: str, port: int) -> str | None:
 def run_server(config: Config) -> None:
     import uvicorn
 
+    from champion.runtime.base import RUNTIMES
     from champion.server.app import create_app, load_strategy_modules
     from champion.store import Store
     from champion.store.migrations import SchemaTooNew
 
+    if config.runtime not in RUNTIMES:
+        fail(f"unknown runtime {config.runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    if config.runtime == "ray":
+        from champion.runtime.rayserve import check_address, ray_missing
+
+        why = ray_missing() or check_address(config.ray_address)
+        if why:
+            fail(why)
+        if config.replicas > 1 and not config.ray_address:
+            fail("--replicas with --runtime ray needs --ray-address: the replicas share one "
+                 "Ray cluster (start one with `ray start --head`)")
     busy = port_in_use(config.host, config.port)
     if busy:
         fail(f"cannot listen on {config.host}:{config.port}: {busy} (is another champion "
@@ -88,6 +100,8 @@ def run_server(config: Config) -> None:
     err_console.print(
         f"champion {__version__} serving on http://{config.host}:{config.port} "
         f"(store: {store}" + (f", {replicas} processes" if replicas > 1 else "")
+        + (f", runtime: ray at {config.ray_address or 'a local instance'}"
+           if config.runtime == "ray" else "")
         + f"); dashboard: http://{config.host}:{config.port}/ui/",
         highlight=False,
     )

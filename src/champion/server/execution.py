@@ -1,4 +1,8 @@
-"""Running calls on a version's workers: the bridge from the request path to ``runtime/``."""
+"""Running calls on a version's workers: the bridge from the request path to ``runtime/``.
+
+The executor speaks the runtime interface (runtime/base.py): the same code runs versions on
+local worker processes or as Ray Serve deployments (the ``runtime`` setting).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import orjson
 
 from champion.errors import InvalidInput
 from champion.registry import Target
+from champion.runtime.base import BaseRuntime
 from champion.runtime.envs import EnvManager
-from champion.runtime.pool import PoolSpec, Runtime
+from champion.runtime.pool import PoolSpec
 from champion.server import environments
 from champion.server.shapes import Call, worker_message
 from champion.settings import Config
@@ -26,7 +31,7 @@ class Executor:
     that environment's interpreter (``envs``); one still building answers 503.
     """
 
-    def __init__(self, runtime: Runtime, config: Config,
+    def __init__(self, runtime: BaseRuntime, config: Config,
                  envs: EnvManager | None = None) -> None:
         self.runtime = runtime
         self.config = config
@@ -46,6 +51,7 @@ class Executor:
                 key=key,
                 manifest=target.manifest,
                 workers=max(1, int(cfg.get("workers", self.config.workers))),
+                max_workers=cfg.get("max_workers"),
                 timeout=float(cfg.get("timeout", self.config.timeout)),
                 idle_timeout=cfg.get("idle_timeout"),
                 batch_max_size=int(cfg.get("batch_max_size", 0)),

@@ -7,9 +7,11 @@ only produces a logged error for itself.
 
 The copies waiting in a queue leave together: one worker message carries up to
 ``max_batch`` of them (latency does not matter off the request path; the per-call cost of
-the server's loop and of the worker's wake-up does). Each copy's recorded latency is its
-share of that call. A batch that fails is run again copy by copy, so that one bad input
-fails alone.
+the server's loop and of the worker's wake-up does). A consumer that finds fewer waiting
+lingers ``linger`` seconds for more, so that at low concurrency too, where copies arrive one
+at a time, the shadow's worker wakes a few dozen times a second rather than once per request.
+Each copy's recorded latency is its share of that call. A batch that fails is run again copy
+by copy, so that one bad input fails alone.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ Execute = Callable[..., Awaitable[bytes]]
 
 class ShadowRunner:
     def __init__(self, execute: Execute, writer: EventWriter, *, queue_size: int = 1000,
-                 concurrency: int = 2, payload_cap: int = 65536, max_batch: int = 32) -> None:
+                 concurrency: int = 2, payload_cap: int = 65536, max_batch: int = 32,
+                 linger: float = 0.02) -> None:
         self.max_batch = max_batch
+        self.linger = linger
         self.execute = execute
         self.writer = writer
         # One bounded queue and its consumers per shadow variant: a slow shadow backs up
@@ -83,6 +87,8 @@ class ShadowRunner:
     async def _consume(self, queue: asyncio.Queue[ShadowJob]) -> None:
         while True:
             jobs = [await queue.get()]
+            if self.linger > 0 and queue.qsize() < self.max_batch - 1:
+                await asyncio.sleep(self.linger)
             while len(jobs) < self.max_batch and not queue.empty():
                 jobs.append(queue.get_nowait())
             try:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
+from champion.runtime.base import BaseRuntime
 from champion.runtime.envs import EnvManager
-from champion.runtime.pool import Runtime
 from champion.server.execution import Executor
 from champion.server.telemetry import Telemetry
 from champion.settings import Config
@@ -42,7 +42,7 @@ class State:
     config: Config
     store: Store
     registry: Registry
-    runtime: Runtime
+    runtime: BaseRuntime
     executor: Executor
     events: EventWriter
     shadow_events: EventWriter

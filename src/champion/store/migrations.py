@@ -387,6 +387,13 @@ def migrate(engine: sa.Engine) -> tuple[int, int]:
             )
         if before == LATEST:
             return before, LATEST
+        if before == 0 and not sa.inspect(conn).get_table_names():
+            # An empty database: create the latest schema in one go (the steps below give
+            # the same tables, columns and indexes — tests/unit/test_store.py checks it), which
+            # spares a first start importing alembic and replaying every step.
+            schema.metadata.create_all(conn)
+            conn.execute(sa.insert(schema.meta).values(key="schema_version", value=str(LATEST)))
+            return before, LATEST
         from alembic.operations import Operations
         from alembic.runtime.migration import MigrationContext
 

@@ -140,7 +140,7 @@ rollup_minutes = sa.Table(
     sa.Column("deployment", sa.String(128), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
-    sa.Column("writer", sa.String(16), primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True, server_default=""),
     sa.Column("requests", sa.Integer, nullable=False),
     sa.Column("errors", sa.Integer, nullable=False),
     sa.Column("latency_sum", sa.Float, nullable=False),
@@ -153,7 +153,7 @@ rollup_latency = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("bin", sa.Integer, primary_key=True),
-    sa.Column("writer", sa.String(16), primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True, server_default=""),
     sa.Column("count", sa.Integer, nullable=False),
 )
 
@@ -239,6 +239,6 @@ rollup_arms = sa.Table(
     sa.Column("arm", sa.String(64), primary_key=True),
     sa.Column("minute", sa.Integer, primary_key=True),
     sa.Column("bin", sa.Integer, primary_key=True),
-    sa.Column("writer", sa.String(16), primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True, server_default=""),
     sa.Column("count", sa.Integer, nullable=False),
 )

@@ -28,7 +28,6 @@ import numpy as np
 
 from champion.analysis.bandit_policy import Allocation, ArmStats, PolicyConfig, allocate
 from champion.analysis.bandits import period_weighted_means
-from champion.analysis.proportions import wilson_interval
 from champion.routing.allocation import (
     AllocationPolicy,
     owners_for,
@@ -343,6 +342,8 @@ class Bandit(Strategy[BanditSettings]):
             if mean is None:
                 ci: tuple[float | None, float | None] = (None, None)
             elif st.binary and settings.reward_low == 0.0 and settings.reward_high == 1.0:
+                from champion.analysis.proportions import wilson_interval  # scipy, lazily
+
                 ci = wilson_interval(round(st.s[i]), int(n))
             else:
                 var = max(st.ss[i] - st.s[i] ** 2 / n, 0.0) / (n - 1) if n > 1 else math.nan
