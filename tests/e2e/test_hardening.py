@@ -447,3 +447,46 @@ def test_the_data_directory_is_the_servers_user_alone(tmp_path):
         assert mode(p) == (0o700 if p.is_dir() else 0o600), p
     for p in data.glob("champion.db*"):
         assert mode(p) == 0o600, p
+
+
+# ------------------------------------------------------------ feedback whose log row is lost
+
+
+def doubled_score(x):
+    return {"y": 2 * x}
+
+
+def test_acknowledged_feedback_counts_in_reports_and_metrics_when_log_rows_are_lost(tmp_path):
+    import signal
+
+    from tests.conftest import Server
+
+    # Nothing of the request log is written before the kill: only feedback is committed.
+    srv = Server(tmp_path / "data", extra_args=["--log-flush-ms", "600000"]).start()
+    try:
+        with srv.client() as c:
+            c.deploy(echo, "lost")
+            c.deploy(doubled_score, "lost")
+            exp = c.create_experiment("lost", "ab", {"control": "lost:1", "candidate": "lost:2"})
+        acked = 0
+        with srv.http() as h:
+            for i in range(40):
+                rid = h.post("/v1/lost", json={"data": i, "unit": f"u{i}"}).json()["request_id"]
+                fb = h.post("/v1/lost/feedback", json={"request_id": rid, "reward": 1})
+                acked += fb.json()["accepted"]
+        assert acked == 40
+        srv.stop(signal.SIGKILL)
+        srv.start()
+        with srv.client() as c:
+            assert c.logs("lost", limit=100) == []  # the log rows are gone
+            report = c.report(exp["id"])
+            rewards = {a["name"]: a["metrics"]["reward"] for a in report["arms"]}
+            assert sum(m["n"] for m in rewards.values()) == 40, rewards
+            assert all(m["mean"] == 1.0 for m in rewards.values()), rewards
+            data = c.metrics("lost", since="1h")
+        # the endpoint's metrics count it too (by the version the id carries)
+        counted = sum((s["totals"]["feedback"].get("reward") or {}).get("count", 0)
+                      for s in data["versions"])
+        assert counted == 40, data
+    finally:
+        srv.stop()

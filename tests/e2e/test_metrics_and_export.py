@@ -132,5 +132,5 @@ def test_sampling_cap_and_redaction_of_stored_payloads(client, unique_name):
     client.predict(unique_name, {"name": "carol"})
     rows = wait_logged(client, unique_name, 3)
     assert rows[0]["input"] is None and rows[0]["status"] == 200
-    with pytest.raises(BadRequest, match="between 0 and 1"):
+    with pytest.raises(BadRequest, match="from 0 to 1"):
         client.configure(unique_name, log_sample_rate=2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from champion.analysis._lazy import stats
+from champion.analysis._lazy import optimize, stats
 from champion.analysis.delta import relative_lift_variance
 from champion.analysis.errors import ErrorCode
 from champion.analysis.summary import ProportionStats
@@ -48,6 +48,25 @@ def newcombe_interval(
     return (lower, upper)
 
 
+def newcombe_p_value(control: ProportionStats, treatment: ProportionStats) -> float:
+    """The p-value matched to Newcombe's interval: the alpha at which the 1 - alpha interval has 0
+    at one end (test inversion), so ``p < alpha`` exactly when the interval excludes 0."""
+    diff = treatment.mean - control.mean
+    if diff == 0:
+        return 1.0
+
+    def gap(log_alpha: float) -> float:
+        lo, hi = newcombe_interval(control, treatment, math.exp(log_alpha))
+        return lo if diff > 0 else -hi
+
+    lo_a, hi_a = math.log(1e-300), math.log(1.0 - 1e-12)
+    if gap(lo_a) >= 0:
+        return 1e-300
+    if gap(hi_a) <= 0:
+        return 1.0
+    return float(math.exp(optimize.brentq(gap, lo_a, hi_a, xtol=1e-12, rtol=1e-12)))
+
+
 def is_small_count(s: ProportionStats) -> bool:
     """True when successes or failures are below 10 (Newcombe recommended, spec §2.2)."""
     return s.conversions < SMALL_COUNT or s.n - s.conversions < SMALL_COUNT
@@ -59,12 +78,18 @@ def two_proportion_ztest(
     *,
     alpha: float = DEFAULT_ALPHA,
     ci_method: CIMethod = "wald",
+    matched: bool = False,
 ) -> Comparison:
     """Pooled two-proportion z-test with an unpooled (or Newcombe) CI (spec §2.2).
 
     ``absolute.se`` is the unpooled SE behind the Wald CI; ``absolute.statistic`` and
-    ``absolute.p_value`` are the pooled z and its p-value. Degenerate cases: an empty arm gives
-    ``INSUFFICIENT_UNITS``; a zero pooled SE gives ``ZERO_NEGATIVE_VARIANCE`` (p = 1, CI (0, 0));
+    ``absolute.p_value`` are the pooled z and its p-value. With ``matched``, the p-value
+    comes from the interval's own construction instead (the unpooled z for Wald, test
+    inversion for Newcombe): the pooled p and the unpooled interval can disagree near alpha
+    (one says significant, the other includes 0); a matched pair cannot.
+
+    Degenerate cases: an empty arm gives ``INSUFFICIENT_UNITS``; a zero pooled SE gives
+    ``ZERO_NEGATIVE_VARIANCE`` (p = 1, CI (0, 0));
     ``p_C = 0`` gives a valid absolute effect and ``BASELINE_ZERO`` for the relative lift.
     """
     cm, tm = control.moments(), treatment.moments()
@@ -88,9 +113,14 @@ def two_proportion_ztest(
     )
     if use_newcombe:
         lo, hi = newcombe_interval(control, treatment, alpha)
+        if matched:
+            p_value = newcombe_p_value(control, treatment)
     else:
         half = float(stats.norm.ppf(1.0 - alpha / 2.0)) * se1
         lo, hi = diff - half, diff + half
+        if matched:
+            z = diff / se1 if se1 > 0 else 0.0
+            p_value = float(2.0 * stats.norm.sf(abs(z))) if se1 > 0 else 1.0
     absolute = Effect(diff, se1, lo, hi, p_value, z, math.inf, alpha)
 
     if p_c == 0:

@@ -27,13 +27,14 @@ import numpy as np
 from champion.analysis.bayes import bayes_from_comparison
 from champion.analysis.cuped import cuped_ttest
 from champion.analysis.errors import ErrorCode
+from champion.analysis.multiple import CORRECTIONS, LABELS, Correction, adjust
 from champion.analysis.power import (
     sample_size_means,
     sample_size_proportions,
     sequential_inflation,
     treatment_rate,
 )
-from champion.analysis.proportions import two_proportion_ztest, wilson_interval
+from champion.analysis.proportions import is_small_count, two_proportion_ztest, wilson_interval
 from champion.analysis.sequential import SequentialResult, sequential_compare
 from champion.analysis.srm import SRM_MIN_COUNT, SRMResult, srm_check
 from champion.analysis.summary import CupedStats, MeanStats, ProportionStats
@@ -346,6 +347,20 @@ class _Compared:
     sequential: SequentialResult
 
 
+# What each comparison's p-value and interval are, as the report labels them: a matched
+# pair (p < alpha exactly when the interval excludes 0).
+MATCHED_P = {
+    "wald": "unpooled two-proportion z (matches the Wald interval)",
+    "newcombe": "Newcombe's interval inverted (matches it; small counts)",
+    "welch": "Welch t",
+}
+INTERVALS = {
+    "wald": "Wald (unpooled)",
+    "newcombe": "Newcombe hybrid score (Wilson limits)",
+    "welch": "Welch t",
+}
+
+
 def _compare(
     arm: str,
     metric: str,
@@ -361,9 +376,15 @@ def _compare(
     cs, ts = c.stats, t.stats
     comp: Comparison
     if isinstance(cs, ProportionStats) and isinstance(ts, ProportionStats):
-        comp = two_proportion_ztest(cs, ts, alpha=alpha)
+        # Newcombe's interval where Wald's is unreliable (under 10 successes or failures in
+        # an arm, zero-conversion arms included), and the p-value of the same construction.
+        comp = two_proportion_ztest(cs, ts, alpha=alpha, ci_method="auto", matched=True)
+        method = ("newcombe" if is_small_count(cs) or is_small_count(ts) else "wald")
+        test = {"method": method, "p_value": MATCHED_P[method],
+                "interval": INTERVALS[method]}
     else:
         comp = welch_test(cs.moments(), ts.moments(), alpha=alpha)
+        test = {"method": "welch", "p_value": MATCHED_P["welch"], "interval": INTERVALS["welch"]}
     seq_abs = sequential_compare(cs, ts, alpha=alpha, n_star=n_star)
     seq_rel = sequential_compare(cs, ts, alpha=alpha, n_star=n_star, relative=True)
     inverse = not higher_is_better
@@ -381,6 +402,7 @@ def _compare(
         "treatment_mean": ts.mean,
         "absolute": _effect(comp.absolute),
         "relative": _effect(comp.relative),
+        "test": test,
         "p_value": comp.absolute.p_value,
         "significant": comp.absolute.significant,
         "sequential": {
@@ -399,6 +421,39 @@ def _compare(
     return _Compared(section, seq_abs)
 
 
+def _correct(comparisons: list[dict[str, Any]], seq: dict[tuple[str, str], SequentialResult],
+             guardrails: Sequence[Guardrail], correction: Correction, alpha: float
+             ) -> dict[str, Any]:
+    """Adjust the p-values of the family: every candidate x every metric but the guardrails
+    and the built-in error rate (spec §2.9). Each comparison of the family gets
+    ``p_value_adjusted`` / ``significant_adjusted`` (fixed horizon) and
+    ``sequential.p_value_adjusted``; the others get None (they are not in it)."""
+    guarded = {g.metric for g in guardrails} | {ERROR_RATE}
+    family = [c for c in comparisons if c["metric"] not in guarded]
+    fixed = adjust([float(c["p_value"]) for c in family], correction)
+    sequential = adjust([float(seq[(c["arm"], c["metric"])].p_value) for c in family],
+                        correction)
+    for c in comparisons:
+        c["p_value_adjusted"] = None
+        c["significant_adjusted"] = None
+        c["sequential"]["p_value_adjusted"] = None
+    for c, p_fixed, p_seq in zip(family, fixed, sequential, strict=True):
+        c["p_value_adjusted"] = p_fixed
+        c["significant_adjusted"] = p_fixed < alpha
+        c["sequential"]["p_value_adjusted"] = p_seq
+    return {
+        "method": correction,
+        "label": LABELS[correction],
+        "family": [[c["arm"], c["metric"]] for c in family],
+        "size": len(family),
+        "excluded": sorted(guarded),
+        "note": ("p_value_adjusted and sequential.p_value_adjusted are corrected across the "
+                 "family (each candidate against the control, on each metric that is not a "
+                 "guardrail); p_value and sequential.p_value are each test on its own. "
+                 "Guardrails are tested one-sided, on their own."),
+    }
+
+
 # --------------------------------------------------------------------------- A/B: decision
 
 
@@ -415,6 +470,8 @@ def _decide(
     guardrails: Sequence[Guardrail],
     srm_fired: bool,
     metrics: Sequence[str],
+    adjusted: Mapping[tuple[str, str], float],
+    alpha: float,
 ) -> dict[str, Any]:
     def verdict(code: str, reason: str, winner: str | None = None) -> dict[str, Any]:
         return {"winner": winner, "code": code, "reason": reason}
@@ -429,7 +486,12 @@ def _decide(
     if missing:
         return verdict("guardrail", f"guardrail {missing[0]} has no data")
 
-    improved = [a for a in candidates if _moved(seq[(a, primary)], "increase")]
+    def primary_moved(a: str, direction: str) -> bool:
+        # the primary's sequential test, corrected across the family (spec §2.9)
+        p = adjusted.get((a, primary), seq[(a, primary)].p_value)
+        return _moved(seq[(a, primary)], direction) and p < alpha
+
+    improved = [a for a in candidates if primary_moved(a, "increase")]
     passing: list[str] = []
     blocked: list[tuple[str, str]] = []
     for a in improved:
@@ -444,13 +506,14 @@ def _decide(
         return verdict(
             "winner",
             f"{best} beats control on {primary} (sequential p = {r.p_value:.3g}, "
-            f"lift {r.estimate:+.4g}); no guardrail worse",
+            f"{adjusted.get((best, primary), r.p_value):.3g} corrected; lift "
+            f"{r.estimate:+.4g}); no guardrail worse",
             best,
         )
     if blocked:
         arm, metric = blocked[0]
         return verdict("guardrail", f"guardrail {metric} worse for {arm}")
-    losers = [a for a in candidates if _moved(seq[(a, primary)], "decrease")]
+    losers = [a for a in candidates if primary_moved(a, "decrease")]
     if losers:
         return verdict("worse", f"{losers[0]} is significantly worse than control on {primary}")
     reason = f"not yet significant on {primary} (sequential test)"
@@ -470,6 +533,7 @@ def ab_report(
     power: float = 0.8,
     srm_threshold: float = 0.001,
     srm_units: Mapping[str, int] | None = None,
+    correction: Correction = "holm",
 ) -> dict[str, Any]:
     """A/B report: SRM, per-arm summaries, per (candidate, metric) comparisons, decision.
 
@@ -484,6 +548,8 @@ def ab_report(
         raise ValueError("alpha and power must be in (0, 1)")
     if not mde > 0 or not n_star > 0:
         raise ValueError("mde and n_star must be > 0")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction is one of {', '.join(CORRECTIONS)}")
     _validate_ab(arms, control, guardrails)
 
     resolved = _resolve(arms)
@@ -508,6 +574,7 @@ def ab_report(
             comparisons.append(got.section)
             seq[(arm, metric)] = got.sequential
 
+    multiple = _correct(comparisons, seq, guardrails, correction, alpha)
     decision = _decide(
         candidates,
         seq,
@@ -515,6 +582,9 @@ def ab_report(
         guardrails=guardrails,
         srm_fired=srm_fired,
         metrics=list(resolved),
+        adjusted={(c["arm"], c["metric"]): c["sequential"]["p_value_adjusted"]
+                  for c in comparisons if c["sequential"]["p_value_adjusted"] is not None},
+        alpha=alpha,
     )
     report = {
         "control": control,
@@ -525,10 +595,12 @@ def ab_report(
             "mde": mde,
             "power": power,
             "srm_threshold": srm_threshold,
+            "correction": correction,
             "guardrails": [dataclasses.asdict(g) for g in guardrails],
         },
         "srm": srm,
         "arms": _arms_section(arms, resolved, alpha),
+        "multiple_testing": multiple,
         "comparisons": comparisons,
         "decision": decision,
     }

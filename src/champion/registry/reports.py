@@ -55,10 +55,15 @@ def gather_arms(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
     # metric -> is every unit-level value 0/1 (across all arms)?
     binary: dict[str, bool] = defaultdict(lambda: True)
     values: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    # Units whose feedback counts though their requests' log rows were lost (a hard kill):
+    # the exposure (from the log) misses them, so they are added to the arm's units.
+    unlogged: dict[str, set[str]] = defaultdict(set)
+    logged: dict[str, set[str]] = defaultdict(set)
     for r in per_unit:
         if r["non_binary"]:
             binary[r["metric"]] = False
         values[(r["arm"], r["metric"])][r["unit"]] = r["sum"]
+        (logged if r.get("logged", True) else unlogged)[r["arm"]].add(r["unit"])
     for (_arm, metric), units in values.items():
         if binary[metric] and any(v not in (0.0, 1.0) for v in units.values()):
             # several 0/1 events for one unit: a conversion metric counts the unit once
@@ -73,9 +78,10 @@ def gather_arms(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
     metrics = sorted({m for _, m in values})
     arms: list[ArmData] = []
     for name in config["variants"]:
-        exp = exposure.get(name, {"requests": 0, "units": 0, "errors": 0,
-                                  "latency_ms": {"mean": None, "p50": None, "p90": None,
-                                                 "p99": None}})
+        exp = dict(exposure.get(name, {"requests": 0, "units": 0, "errors": 0,
+                                       "latency_ms": {"mean": None, "p50": None, "p90": None,
+                                                      "p99": None}}))
+        exp["units"] += len(unlogged[name] - logged[name])
         sums: dict[str, MetricSums] = {}
         for metric in metrics:
             unit_values = values.get((name, metric), {})

@@ -310,10 +310,10 @@ class Worker:
             return
         if next(iter(self._timeouts), None) == msg_id:
             fut.set_exception(ModelTimeout(f"{self.pool.label} did not answer within "
-                                           f"{timeout:g} s"))
+                                           f"{timeout:.3g} s"))
         else:
             fut.set_exception(Unavailable(
-                f"every worker of {self.pool.label} stayed busy for {timeout:g} s; "
+                f"every worker of {self.pool.label} stayed busy for {timeout:.3g} s; "
                 "add workers or slow down"))
 
     def _arm_timer(self) -> None:
@@ -328,7 +328,7 @@ class Worker:
         """A call ran past its timeout: the worker is replaced, and every call queued at it
         (which would wait behind the hung one) answers 504 too."""
         self._fail_pending(ModelTimeout(
-            f"{self.pool.label} did not answer within {timeout:g} s; its worker was replaced"))
+            f"{self.pool.label} did not answer within {timeout:.3g} s; its worker was replaced"))
         self.kill()
 
     def kill(self) -> None:
@@ -516,8 +516,8 @@ class VersionPool:
             except TimeoutError:
                 if loading and not self.workers:  # the start goes on for the next calls
                     raise Unavailable(f"{self.label} is still starting its workers (over "
-                                      f"{limit:g} s); try again shortly") from None
-                raise Unavailable(f"every worker of {self.label} stayed busy for {limit:g} s; "
+                                      f"{limit:.3g} s); try again shortly") from None
+                raise Unavailable(f"every worker of {self.label} stayed busy for {limit:.3g} s; "
                                   "add workers or slow down") from None
         try:
             return await worker.call(body, limit, deadline, kill_after=self.spec.timeout)

@@ -172,12 +172,14 @@ def log_filters(request: Request) -> dict[str, Any]:
         filters["since"] = _time_param(request, "since", 0)
     if q.get("until"):
         filters["until"] = _time_param(request, "until", 0)
-    for key, low, high in (("version", 1, MAX_VERSION), ("status", 100, 599)):
+    for key, low, high in (("version", 1, MAX_VERSION), ("status", 1, 599)):
         if q.get(key):
             raw = q[key]
-            if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high or (
+                    key == "status" and 5 < int(raw) < 100):
                 raise BadRequest(f"query parameter {key!r} must be an integer from {low} to "
-                                 f"{high}")
+                                 f"{high}" + (" (1 to 5: a class, e.g. 5 for 5xx)"
+                                              if key == "status" else ""))
             filters[key] = int(raw)
     for key in ("experiment", "unit"):
         if q.get(key):

@@ -287,18 +287,32 @@ class ExperimentStoreMixin(LeaseMixin):
                       .order_by(r.c.ts.desc()).limit(samples))
                 row["latencies"] = [(float(ts), float(ms)) for ts, ms in conn.execute(q2)]
             if metrics and out:
-                q3 = (sa.select(r.c.arm, f.c.metric, sa.func.sum(f.c.value),
-                                sa.func.sum(f.c.value * f.c.value),
-                                sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
-                      .select_from(f.join(r, r.c.request_id == f.c.request_id))
-                      .where(*in_window, f.c.deployment == endpoint, f.c.metric.in_(metrics),
-                             f.c.value.is_not(None))
-                      .group_by(r.c.arm, f.c.metric))
-                for arm, metric, total, total_sq, non_binary in conn.execute(q3):
-                    if arm in out:
-                        out[arm]["metrics"][metric] = {
-                            "sum": float(total or 0.0), "sum_sq": float(total_sq or 0.0),
-                            "binary": not non_binary}
+                sums = (sa.func.sum(f.c.value), sa.func.sum(f.c.value * f.c.value),
+                        sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
+                wanted = [f.c.deployment == endpoint, f.c.metric.in_(metrics),
+                          f.c.value.is_not(None)]
+                # Feedback credited by what its request id carried (its log row may be
+                # lost), then feedback of ids that carried nothing, through the log.
+                arm = sa.func.coalesce(f.c.arm, r.c.arm)
+                served = sa.func.coalesce(f.c.served_at, r.c.ts)
+                when = [served >= since] + ([served < until] if until is not None else [])
+                by_id = (sa.select(arm, f.c.metric, *sums)
+                         .select_from(f.outerjoin(r, r.c.request_id == f.c.request_id))
+                         .where(f.c.experiment == experiment_id, *when, *wanted)
+                         .group_by(arm, f.c.metric))
+                by_log = (sa.select(r.c.arm, f.c.metric, *sums)
+                          .select_from(f.join(r, r.c.request_id == f.c.request_id))
+                          .where(f.c.experiment.is_(None), *in_window, *wanted)
+                          .group_by(r.c.arm, f.c.metric))
+                for q3 in (by_id, by_log):
+                    for name, metric, total, total_sq, non_binary in conn.execute(q3):
+                        if name not in out:
+                            continue
+                        cell = out[name]["metrics"].setdefault(
+                            metric, {"sum": 0.0, "sum_sq": 0.0, "binary": True})
+                        cell["sum"] += float(total or 0.0)
+                        cell["sum_sq"] += float(total_sq or 0.0)
+                        cell["binary"] = cell["binary"] and not non_binary
         return out
 
     def arm_units_since(self, experiment_id: str, since: float) -> dict[str, int]:
@@ -339,21 +353,49 @@ class ExperimentStoreMixin(LeaseMixin):
         return out
 
     def arm_unit_metrics(self, experiment_id: str, endpoint: str) -> list[Row]:
-        """Per arm, unit and metric: the sum, max and whether every value was 0 or 1."""
+        """Per arm, unit and metric: the sum, max, whether every value was 0 or 1, and
+        whether the unit's request is in the log (``logged``: False when feedback came for
+        a request whose log row was lost; the unit is then not in ``arm_exposure``)."""
         r, f = t.requests, t.feedback
-        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
-        q = (
-            sa.select(r.c.arm, unit.label("unit"), f.c.metric, sa.func.sum(f.c.value),
-                      sa.func.max(f.c.value),
+        aggregates = (sa.func.sum(f.c.value), sa.func.max(f.c.value),
                       sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
-            .select_from(f.join(r, r.c.request_id == f.c.request_id))
-            .where(r.c.experiment == experiment_id, r.c.arm.is_not(None),
+        # Credited by what the request id carried, whether or not its log row survived (a
+        # request whose row is lost is its own unit, unless the feedback named one) ...
+        arm = sa.func.coalesce(f.c.arm, r.c.arm)
+        unit_any = sa.func.coalesce(r.c.unit, r.c.request_id, f.c.unit, f.c.request_id)
+        logged = sa.case((r.c.request_id.is_(None), 0), else_=1)
+        by_id = (
+            sa.select(arm, unit_any.label("unit"), f.c.metric, *aggregates,
+                      sa.func.max(logged))
+            .select_from(f.outerjoin(r, r.c.request_id == f.c.request_id))
+            .where(f.c.experiment == experiment_id, arm.is_not(None),
                    f.c.deployment == endpoint, f.c.value.is_not(None))
+            .group_by(arm, unit_any, f.c.metric)
+        )
+        # ... and, for ids that carried nothing (the first format), through the log.
+        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+        by_log = (
+            sa.select(r.c.arm, unit.label("unit"), f.c.metric, *aggregates, sa.literal(1))
+            .select_from(f.join(r, r.c.request_id == f.c.request_id))
+            .where(f.c.experiment.is_(None), r.c.experiment == experiment_id,
+                   r.c.arm.is_not(None), f.c.deployment == endpoint, f.c.value.is_not(None))
             .group_by(r.c.arm, unit, f.c.metric)
         )
+        cells: dict[tuple[str, str, str], Row] = {}
         with self.engine.connect() as conn:
-            return [{"arm": a, "unit": u, "metric": m, "sum": float(s), "max": float(mx),
-                     "non_binary": int(nb)} for a, u, m, s, mx, nb in conn.execute(q)]
+            for q in (by_id, by_log):
+                for a, u, m, total, mx, nb, in_log in conn.execute(q):
+                    cell = cells.get((a, u, m))
+                    if cell is None:
+                        cells[(a, u, m)] = {"arm": a, "unit": u, "metric": m,
+                                            "sum": float(total), "max": float(mx),
+                                            "non_binary": int(nb), "logged": bool(in_log)}
+                    else:
+                        cell["sum"] += float(total)
+                        cell["max"] = max(cell["max"], float(mx))
+                        cell["non_binary"] += int(nb)
+                        cell["logged"] = cell["logged"] or bool(in_log)
+        return list(cells.values())
 
     def unit_covariate(self, endpoint: str, metric: str) -> dict[str, float]:
         """Per unit: the value of a pre-period covariate sent as unit feedback."""

@@ -296,13 +296,21 @@ class LedgerMixin:
                 bins_total[version][b] += int(count)
             ts_int = sa.cast(r.c.ts, sa.Integer)
             rb = ts_int - ts_int % bucket
+            # Feedback counts in the bucket and version of the request it is about, as its
+            # request id carried them (its log row may have been lost in a hard kill), else
+            # as the log has them.
+            served = sa.func.coalesce(f.c.served_at, r.c.ts)
+            served_int = sa.cast(served, sa.Integer)
+            fb = served_int - served_int % bucket
+            version_of = sa.func.coalesce(f.c.version, r.c.version)
             q3 = (
-                sa.select(r.c.version, rb.label("b"), f.c.metric, sa.func.count(f.c.value),
+                sa.select(version_of, fb.label("b"), f.c.metric, sa.func.count(f.c.value),
                           sa.func.sum(f.c.value), sa.func.sum(f.c.value * f.c.value))
-                .select_from(f.join(r, r.c.request_id == f.c.request_id))
-                .where(f.c.deployment == deployment, f.c.ts >= since, r.c.ts >= since,
-                       r.c.ts < until, f.c.value.is_not(None))
-                .group_by(r.c.version, "b", f.c.metric)
+                .select_from(f.outerjoin(r, r.c.request_id == f.c.request_id))
+                .where(f.c.deployment == deployment, f.c.request_id.is_not(None),
+                       f.c.ts >= since, served >= since, served < until,
+                       f.c.value.is_not(None))
+                .group_by(version_of, "b", f.c.metric)
             )
             for version, start, metric, n, value_sum, value_sq in conn.execute(q3):
                 cell = slot(version or 0, int(start))

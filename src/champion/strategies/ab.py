@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -46,6 +46,10 @@ class ABSettings:
                           "decision (GrowthBook's default).", low=100, high=10**9)
     mde: float = setting(0.05, "Relative lift the sample-size estimate is for.",
                          above=0.0, high=10.0)
+    correction: Literal["holm", "bh", "none"] = setting(
+        "holm", "Multiple-testing correction across candidates and metrics (not "
+        "guardrails): holm (family-wise error), bh (Benjamini-Hochberg, false discovery "
+        "rate) or none. Decisions use the corrected sequential p-value.")
 
 
 def _weights_in(settings: ABSettings, exp: Experiment) -> list[float]:
@@ -133,7 +137,8 @@ class AB(Strategy[ABSettings]):
                       for g in exp.metrics.get("guardrails", []) or []]
         body = ab_report(arms, exp.control, alpha=exp.alpha, primary=exp.metrics.get("primary"),
                          guardrails=guardrails, srm_units=stats.get("units_since"),
-                         n_star=settings.n_star, mde=settings.mde)
+                         n_star=settings.n_star, mde=settings.mde,
+                         correction=settings.correction)
         if state.get("reweighted_at"):
             body["srm"]["since"] = state["reweighted_at"]
         body["weights"] = weights
