@@ -1047,7 +1047,7 @@ def plan(path: str, url: str, token: str | None) -> None:
 
 
 @main.command()
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, envvar="CHAMPION_PORT")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--requests", "n_requests", type=int, default=200, show_default=True,
               help="How much traffic to send.")
