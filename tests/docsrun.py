@@ -40,11 +40,12 @@ A failure names the page, the line, the snippet and its output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import re
 import secrets
-import queue
 import shlex
 import signal
 import socket
@@ -188,10 +189,8 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float
         os.killpg(proc.pid, sig)
         proc.wait(timeout)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 
