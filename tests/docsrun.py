@@ -8,9 +8,10 @@ What runs, and how:
   port, started there with a random admin token; ``CHAMPION_URL`` and ``CHAMPION_TOKEN`` are
   exported, so the page reads as after ``export CHAMPION_URL=... CHAMPION_TOKEN=...``. A page
   whose own blocks start the server (the README's quickstart: a ``champion serve`` line) gets
-  no server and no exports: it finds the token in ``./champion-data/token`` as a reader does.
-- The default address ``127.0.0.1:8000`` in a page is read as the run's address (and
-  ``CHAMPION_PORT`` is the run's port), so ``curl http://127.0.0.1:8000/v1/churn`` works.
+  no server and no token: it finds the token in ``./champion-data/token`` as a reader does.
+- The default address ``127.0.0.1:8000`` (and ``--port 8000``) in a page is read as the
+  run's address (and ``CHAMPION_PORT`` is the run's port), so ``curl
+  http://127.0.0.1:8000/v1/churn`` works.
 - ``bash`` blocks run in one shell per page (variables carry over), with ``set -e``: the first
   command that fails fails the page. A line that serves until Ctrl-C (``champion serve``,
   ``champion demo``) is started in the background, the run waits until it is ready, and it is
@@ -63,6 +64,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```(\w*)\s*$")
 DIRECTIVE = re.compile(r"^<!--\s*docs:\s*([a-z-]+)\s*:?\s*(.*?)\s*-->\s*$")
 DEFAULT_ADDRESS = re.compile(r"(?:127\.0\.0\.1|localhost):8000\b")
+DEFAULT_PORT = re.compile(r"(--port[ =]|CHAMPION_PORT=)8000\b")
+NAMED_PORT = re.compile(r"(?:--port[ =]|CHAMPION_PORT=)(\d+)")
 LONG_RUNNING = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*champion\s+(serve|demo)\b(?!.*--help)")
 EXPECT = re.compile(r"^\s*# => ?(.*)$")
 RUN_LANGS = {"bash", "python"}
@@ -317,8 +320,10 @@ class PageRun:
             "PYTHONUNBUFFERED": "1",
             "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
         })
+        # the default address is the run's, for the CLI and client too
+        self.env["CHAMPION_URL"] = self.url
         if not self.own_server:
-            self.env.update({"CHAMPION_URL": self.url, "CHAMPION_TOKEN": self.token})
+            self.env["CHAMPION_TOKEN"] = self.token
         self.server: subprocess.Popen[bytes] | None = None
         self.background: subprocess.Popen[bytes] | None = None
         self.shell: subprocess.Popen[str] | None = None
@@ -370,6 +375,7 @@ class PageRun:
                     self.report.skipped.append((block.where, block.skip))
                 continue
             code = DEFAULT_ADDRESS.sub(f"127.0.0.1:{self.port}", block.code)
+            code = DEFAULT_PORT.sub(rf"\g<1>{self.port}", code)
             if block.file:
                 target = self.dir / block.file
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -514,8 +520,10 @@ class PageRun:
                 [sys.executable, "-c", _RESET_SIGINT, "bash", "-c", command], cwd=self.dir,
                 env=self.env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         marker = "serving until Ctrl-C" if " demo" in command else ""
+        port = NAMED_PORT.search(command)
+        url = f"http://127.0.0.1:{port.group(1)}" if port else self.url
         try:
-            wait_ready(self.url, self.background, log, 120, marker)
+            wait_ready(url, self.background, log, 120, marker)
         except DocsError as exc:
             self.fail(block, 0, f"`{command}` {exc}", log.read_text(errors="replace"), command)
         return log.read_text(errors="replace")
