@@ -20,8 +20,8 @@ What runs, and how:
   the page's directory (so ``inspect.getsource`` finds the functions a page deploys).
 - Output is checked where the page shows it: ``# => TEXT`` lines after a statement or
   command (several lines make several lines of expected output; a trailing ``# => TEXT`` on a
-  Python expression's line too), and a ````text`` block right after a code block (the whole
-  block's output). ``...`` matches anything, runs of white space match any white space. A
+  Python expression's line too) are the last lines of what the commands since the previous
+  check printed; a ````text`` block right after a code block is the whole block's output. ``...`` matches anything, runs of white space match any white space. A
   Python expression is checked against its ``repr`` (after whatever it printed).
 - Directives, an HTML comment on the line right before a block's fence (not rendered; the
   prose around the block says the same to a reader):
@@ -151,6 +151,12 @@ def matches(expected: str, got: str) -> bool:
     pattern = ".*?".join(re.escape(part) for part in exp.split("..."))
     pattern = pattern.replace(r"\ ", r"\s*")
     return re.fullmatch(r"\s*" + pattern + r"\s*", out, flags=re.DOTALL) is not None
+
+
+def matches_tail(expected: str, got: str) -> bool:
+    """``# =>`` under several commands shows the last lines of their output."""
+    lines = got.splitlines()
+    return any(matches(expected, "\n".join(lines[i:])) for i in range(len(lines) + 1))
 
 
 def _indent(text: str, limit: int = 4000) -> str:
@@ -462,7 +468,7 @@ class PageRun:
                 at = re.search(r"docs: exit status \d+ at line (\d+)", output)
                 line = offset + int(at.group(1)) - 1 if at else offset
                 self.fail(block, line, f"exited {rc}", output, script)
-            if expect and not matches("\n".join(expect), output):
+            if expect and not matches_tail("\n".join(expect), output):
                 self.fail(block, offset, "output differs from what the page shows:\n"
                           + _indent("\n".join(expect)), output, script)
         if block.expected is not None and not matches(block.expected, "".join(outputs)):
