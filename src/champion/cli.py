@@ -463,10 +463,12 @@ def history(name: str, limit: int, as_json: bool, url: str, token: str | None) -
 @click.option("--version", "-v", "version", default=None, help="Version number or alias.")
 @click.option("--unit", default=None, help="Unit id (user, session) for sticky assignment.")
 @click.option("--full", is_flag=True, help="Print the whole response, not just the data.")
+@click.option("--id", "id_only", is_flag=True,
+              help="Print only the answer's request id (for feedback, or to capture it).")
 @client_options
 @handle_errors
 def predict(name: str, data: str, version: str | None, unit: str | None, full: bool,
-            url: str, token: str | None) -> None:
+            id_only: bool, url: str, token: str | None) -> None:
     """Call endpoint NAME with --data and print the answer."""
     if data.startswith("@"):
         try:
@@ -480,6 +482,9 @@ def predict(name: str, data: str, version: str | None, unit: str | None, full: b
     except json.JSONDecodeError as exc:
         _fail(f"--data is not valid JSON: {exc}")
     reply = _client(url, token).get_inference(name, value, version=version, unit=unit)
+    if id_only:
+        click.echo(reply["request_id"])
+        return
     click.echo(json.dumps(reply if full else reply["data"]))
 
 
@@ -838,12 +843,17 @@ def experiment_strategies(as_json: bool, url: str, token: str | None) -> None:
 @click.option("--status", type=click.Choice(["draft", "running", "paused", "stopped"]),
               default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the ids, one a line.")
 @client_options
 @handle_errors
-def experiment_list(endpoint: str | None, status: str | None, as_json: bool, url: str,
-                    token: str | None) -> None:
+def experiment_list(endpoint: str | None, status: str | None, as_json: bool, quiet: bool,
+                    url: str, token: str | None) -> None:
     """List experiments, newest first."""
     rows = _client(url, token).experiments(endpoint, status)
+    if quiet:
+        for e in rows:
+            click.echo(e["id"])
+        return
     if as_json:
         _echo_json(rows)
         return
