@@ -23,7 +23,8 @@ What runs, and how:
   Python expression's line too) are the last lines of what the commands since the previous
   check printed; a ````text`` block right after a code block is the whole block's output,
   compared with its numbers, ids and table widths masked (they change from run to run).
-  ``...`` matches anything, runs of white space match any white space. A
+  ``...`` matches anything, runs of white space match any white space, and any request or
+  experiment id matches any other (a page may show a real one). A
   Python expression is checked against its ``repr`` (after whatever it printed).
 - Directives, an HTML comment on the line right before a block's fence (not rendered; the
   prose around the block says the same to a reader):
@@ -155,11 +156,15 @@ def matches(expected: str, got: str) -> bool:
     return re.fullmatch(r"\s*" + pattern + r"\s*", out, flags=re.DOTALL) is not None
 
 
+def mask_ids(text: str) -> str:
+    """Experiment and request ids are alike: a page may show a real one."""
+    text = re.sub(r"\bexp_[0-9a-f]{8}\b", "exp_0", text)
+    return re.sub(r"\b0[0-9a-f]{23}[.0-9a-z]*-[0-9a-f]{10}\b", "REQUEST_ID", text)
+
+
 def mask(text: str) -> str:
     """What changes from run to run, made alike: ids, numbers, the widths of table rules."""
-    text = re.sub(r"\bexp_[0-9a-f]+", "exp_0", text)
-    text = re.sub(r"\b0[0-9a-f]{23}[.0-9a-z]*-[0-9a-f]{10}\b", "REQUEST_ID", text)
-    text = re.sub(r"\d[\d.]*(?:e[-+]?\d+)?", "0", text)
+    text = re.sub(r"\d[\d.]*(?:e[-+]?\d+)?", "0", mask_ids(text))
     return re.sub(r"([━─═])\1+", r"\1", text)
 
 
@@ -170,7 +175,8 @@ def matches_shown(expected: str, got: str) -> bool:
 
 def matches_tail(expected: str, got: str) -> bool:
     """``# =>`` under several commands shows the last lines of their output."""
-    lines = got.splitlines()
+    lines = mask_ids(got).splitlines()
+    expected = mask_ids(expected)
     return any(matches(expected, "\n".join(lines[i:])) for i in range(len(lines) + 1))
 
 
@@ -273,8 +279,9 @@ for msg in sys.stdin:
                     exec(compile(ast.Module([stmt], []), job["file"], "exec"), ns)
         except BaseException:
             etype, evalue, tb = sys.exc_info()
-            tb = tb.tb_next if tb is not None else tb
-            error = "".join(traceback.format_exception(etype, evalue, tb))
+            mine = [f for f in traceback.extract_tb(tb) if f.filename == job["file"]]
+            error = "".join(traceback.format_list(mine)
+                            + traceback.format_exception_only(etype, evalue))
         step = {"line": stmt.lineno, "output": buf.getvalue(), "expect": expect}
         if error:
             result = {"ok": False, "line": stmt.lineno, "output": buf.getvalue(), "error": error,
@@ -583,7 +590,8 @@ class PageRun:
         outputs = "".join(noise)
         for step in result.get("steps", []):
             outputs += step["output"]
-            if step["expect"] and not matches("\n".join(step["expect"]), step["output"]):
+            if step["expect"] and not matches(mask_ids("\n".join(step["expect"])),
+                                              mask_ids(step["output"])):
                 self.fail(block, step["line"], "output differs from what the page shows:\n"
                           + _indent("\n".join(step["expect"])), step["output"])
         if not result["ok"]:
