@@ -101,3 +101,13 @@ def test_every_command_help_runs(name):
     result = CliRunner().invoke(main, [name, "--help"], prog_name="champion")
     assert result.exit_code == 0, result.output
     assert f"Usage: champion {name}" in result.output
+
+
+def test_the_module_level_functions_listed_are_exactly_champion_all():
+    import champion
+
+    text = read("python-client.md").split("## Module-level functions", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)\(", text, flags=re.MULTILINE))
+    assert listed == set(champion.__all__) - {"Client"}, (
+        f"docs/python-client.md lists {sorted(listed ^ (set(champion.__all__) - {'Client'}))} "
+        "differently from champion.__all__")
