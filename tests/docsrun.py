@@ -69,7 +69,8 @@ DIRECTIVE = re.compile(r"^<!--\s*docs:\s*([a-z-]+)\s*:?\s*(.*?)\s*-->\s*$")
 DEFAULT_ADDRESS = re.compile(r"(?:127\.0\.0\.1|localhost):8000\b")
 DEFAULT_PORT = re.compile(r"(--port[ =]|CHAMPION_PORT=)8000\b")
 NAMED_PORT = re.compile(r"(?:--port[ =]|CHAMPION_PORT=)(\d+)")
-LONG_RUNNING = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*champion\s+(serve|demo)\b(?!.*--help)")
+LONG_RUNNING = re.compile(
+    r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*champion\s+(serve|demo)\b(?!.*(?:--help|--no-serve))")
 EXPECT = re.compile(r"^\s*# => ?(.*)$")
 RUN_LANGS = {"bash", "python"}
 BLOCK_TIMEOUT = float(os.environ.get("CHAMPION_DOCS_TIMEOUT", "90"))
