@@ -15,7 +15,9 @@ What runs, and how:
 - ``bash`` blocks run in one shell per page (variables carry over), with ``set -e``: the first
   command that fails fails the page. A line that serves until Ctrl-C (``champion serve``,
   ``champion demo``) is started in the background, the run waits until it is ready, and it is
-  stopped with Ctrl-C (SIGINT) when the next such line starts or the page ends.
+  stopped with Ctrl-C (SIGINT) when the next such line starts or the page ends. It runs in
+  the page's environment, not the shell's: set a variable on the line itself
+  (``PYTHONPATH=$PWD champion serve ...``).
 - ``python`` blocks run in one interpreter per page, statement by statement, from files in
   the page's directory (so ``inspect.getsource`` finds the functions a page deploys).
 - Output is checked where the page shows it: ``# => TEXT`` lines after a statement or
@@ -35,7 +37,9 @@ What runs, and how:
   - ``<!-- docs: fails -->``: a bash block whose last command is expected to fail (shows an
     error); its output is still checked;
   - ``<!-- docs: not-output -->``: a ``text`` block after a code block that is not its
-    output.
+    output;
+  - ``<!-- docs: requires: MODULE -->``: skipped (with that reason) where MODULE is not
+    installed.
 
   Blocks of other languages (json, yaml, text) are not run.
 
@@ -45,6 +49,7 @@ A failure names the page, the line, the snippet and its output.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import queue
@@ -128,6 +133,9 @@ def parse(path: Path, root: Path = ROOT) -> list[Block]:
                 block.fails = True
             elif kind == "not-output":
                 block.not_output = True
+            elif kind == "requires":
+                if importlib.util.find_spec(arg) is None:
+                    block.skip = f"needs the {arg} package, not installed here"
             else:
                 raise DocsError(f"{page}:{k + 1}: unknown docs directive {kind!r}")
             k -= 1
