@@ -373,19 +373,23 @@ class PageRun:
 
     def __enter__(self) -> PageRun:
         self.t0 = time.monotonic()
-        if not self.own_server:
-            log = self.dir.parent / f"{self.dir.name}-server.log"
-            env = {**self.env, "CHAMPION_TOKEN": self.token}
-            with open(log, "ab") as f:
-                self.server = subprocess.Popen(
-                    [sys.executable, "-m", "champion", "serve", "--port", str(self.port),
-                     *SERVER_ARGS], cwd=self.dir, env=env, stdout=f, stderr=subprocess.STDOUT,
-                    start_new_session=True)
-            try:
-                wait_ready(self.url, self.server, log, 60)
-            except DocsError as exc:
-                raise DocsError(f"{self.page}: the page's server {exc}") from None
         return self
+
+    def _start_server(self) -> None:
+        """The page's server, started before its first snippet (a page with none needs none)."""
+        if self.own_server or self.server is not None:
+            return
+        log = self.dir.parent / f"{self.dir.name}-server.log"
+        env = {**self.env, "CHAMPION_TOKEN": self.token}
+        with open(log, "ab") as f:
+            self.server = subprocess.Popen(
+                [sys.executable, "-m", "champion", "serve", "--port", str(self.port),
+                 *SERVER_ARGS], cwd=self.dir, env=env, stdout=f, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        try:
+            wait_ready(self.url, self.server, log, 60)
+        except DocsError as exc:
+            raise DocsError(f"{self.page}: the page's server {exc}") from None
 
     def __exit__(self, *exc: object) -> None:
         for proc in (self.python, self.shell):
@@ -419,6 +423,8 @@ class PageRun:
                 target.write_text(code, encoding="utf-8")
                 self.report.files += 1
                 continue
+            if block.lang in RUN_LANGS:
+                self._start_server()
             if block.lang == "bash":
                 self.run_bash(block, code)
             elif block.lang == "python":
@@ -432,8 +438,13 @@ class PageRun:
     def fail(self, block: Block, line: int, what: str, output: str, code: str = "") -> None:
         snippet = code or block.code
         where = f"{block.page}:{block.line + line}" if line else block.where
+        log = self.dir.parent / f"{self.dir.name}-server.log"
+        server = ""
+        if log.exists():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            server = f"\n  the page's server log ({log}), last lines:\n{_indent(tail)}"
         raise DocsError(f"{where}: {what}\n  the {block.lang} block at {block.where}:\n"
-                        f"{_indent(snippet)}\n  its output:\n{_indent(output)}")
+                        f"{_indent(snippet)}\n  its output:\n{_indent(output)}{server}")
 
     def _file(self, block: Block, suffix: str, text: str) -> Path:
         self.n += 1
