@@ -316,7 +316,8 @@ class Lines:
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -365,6 +366,8 @@ class PageRun:
         self.background: subprocess.Popen[bytes] | None = None
         self.shell: subprocess.Popen[str] | None = None
         self.python: subprocess.Popen[str] | None = None
+        self.shell_lines: Lines | None = None
+        self.python_lines: Lines | None = None
         self.report = Report(self.page)
         self.t0 = 0.0
         self.n = 0
@@ -392,15 +395,20 @@ class PageRun:
             raise DocsError(f"{self.page}: the page's server {exc}") from None
 
     def __exit__(self, *exc: object) -> None:
-        for proc in (self.python, self.shell):
-            if proc is not None and proc.poll() is None:
-                if proc.stdin:
-                    proc.stdin.close()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+        for proc, lines in ((self.python, self.python_lines), (self.shell, self.shell_lines)):
+            if proc is None:
+                continue
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if lines is not None:
+                lines.thread.join(5)
+            if proc.stdout:
+                proc.stdout.close()
         if self.background is not None:
             stop(self.background)
         if self.server is not None:
@@ -483,12 +491,10 @@ class PageRun:
             if line is None:
                 os.killpg(shell.pid, signal.SIGKILL)
                 shell.wait()
-                self.shell = None
                 text = out.read_text(errors="replace") if out.exists() else ""
                 self.fail(block, 0, f"timed out after {BLOCK_TIMEOUT:.0f} s", text, script)
             if not line:  # set -e ended the shell
                 shell.wait()
-                self.shell = None
                 text = out.read_text(errors="replace") if out.exists() else ""
                 return shell.returncode or 1, text + "".join(noise)
             if line.startswith("__DOCS_DONE__ "):
@@ -596,7 +602,6 @@ class PageRun:
             if line is None:
                 os.killpg(self.python.pid, signal.SIGKILL)
                 self.python.wait()
-                self.python = None
                 self.fail(block, 0, f"timed out after {BLOCK_TIMEOUT:.0f} s", "".join(noise))
             if not line:
                 self.fail(block, 0, "the interpreter exited", "".join(noise))
