@@ -39,3 +39,15 @@ def test_the_cli_starts_without_importing_scipy():
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_an_error_stays_one_line_at_any_width_and_is_not_read_as_markup(tmp_path):
+    from tests.conftest import free_port
+
+    port = free_port()
+    out = cli("deployments", "--url", f"127.0.0.1:{port}", "--token", "x", cwd=tmp_path,
+              columns=40)
+    assert out.returncode == 1
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    out = cli("predict", "x", "-d", "@[oops].json", cwd=tmp_path, columns=40)
+    assert out.returncode == 1 and "cannot read [oops].json" in out.stderr, out.stderr
