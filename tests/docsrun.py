@@ -452,7 +452,10 @@ class PageRun:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             server = f"\n  the page's server log ({log}), last lines:\n{_indent(tail)}"
         raise DocsError(f"{where}: {what}\n  the {block.lang} block at {block.where}:\n"
-                        f"{_indent(snippet)}\n  its output:\n{_indent(output)}{server}")
+                        f"{_indent(snippet)}\n  its output:\n{_indent(output)}{server}\n"
+                        f"  (fix the page, or mark a block that cannot run on one machine with "
+                        f"<!-- docs: skip: REASON --> on the line before it; see "
+                        f"tests/docsrun.py)")
 
     def _file(self, block: Block, suffix: str, text: str) -> Path:
         self.n += 1
