@@ -8,7 +8,8 @@ What runs, and how:
   port, started there with a random admin token; ``CHAMPION_URL`` and ``CHAMPION_TOKEN`` are
   exported, so the page reads as after ``export CHAMPION_URL=... CHAMPION_TOKEN=...``. A page
   whose own blocks start the server (the README's quickstart: a ``champion serve`` line) gets
-  no server and no token: it finds the token in ``./champion-data/token`` as a reader does.
+  no server and no token (``CHAMPION_URL`` is still the run's address, see below): it finds
+  the token in ``./champion-data/token`` as a reader does.
 - The default address ``127.0.0.1:8000`` (and ``--port 8000``) in a page is read as the
   run's address (and ``CHAMPION_PORT`` is the run's port), so ``curl
   http://127.0.0.1:8000/v1/churn`` works.
@@ -23,11 +24,11 @@ What runs, and how:
 - Output is checked where the page shows it: ``# => TEXT`` lines after a statement or
   command (several lines make several lines of expected output; a trailing ``# => TEXT`` on a
   Python expression's line too) are the last lines of what the commands since the previous
-  check printed; a ````text`` block right after a code block is the whole block's output,
+  check printed (in Python: what that one statement printed, then its value's ``repr``);
+  a ````text`` block right after a code block is the whole block's output,
   compared with its numbers, ids and table widths masked (they change from run to run).
   ``...`` matches anything, runs of white space match any white space, and any request or
-  experiment id matches any other (a page may show a real one). A
-  Python expression is checked against its ``repr`` (after whatever it printed).
+  experiment id matches any other (a page may show a real one).
 - Directives, an HTML comment on the line right before a block's fence (not rendered; the
   prose around the block says the same to a reader):
 
