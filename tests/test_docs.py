@@ -114,3 +114,28 @@ def test_every_command_help_runs(name):
     result = CliRunner().invoke(main, [name, "--help"], prog_name="champion")
     assert result.exit_code == 0, result.output
     assert f"Usage: champion {name}" in result.output
+
+
+def test_the_module_level_functions_listed_are_exactly_champion_all():
+    import champion
+
+    text = read("python-client.md").split("## Module-level functions", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(\w+)\(", text, flags=re.MULTILINE))
+    assert listed == set(champion.__all__) - {"Client"}, (
+        f"docs/python-client.md lists {sorted(listed ^ (set(champion.__all__) - {'Client'}))} "
+        "differently from champion.__all__")
+
+
+def test_each_help_text_in_cli_md_is_the_commands_real_help():
+    """docs/cli.md shows each command's --help (at 80 columns): it must be the real one."""
+    text = read("cli.md")
+    shown = re.findall(r"```text\n(Usage: champion ([a-z -]+?) \[OPTIONS\].*?)```", text,
+                       flags=re.DOTALL)
+    assert shown, "docs/cli.md shows no --help output"
+    stale = []
+    for block, command in shown:
+        real = CliRunner().invoke(main, [*command.split(), "--help"], prog_name="champion",
+                                  terminal_width=80).output
+        if real.strip() != block.strip():
+            stale.append(command)
+    assert not stale, f"docs/cli.md shows an old --help for: {stale}"

@@ -459,10 +459,12 @@ def history(name: str, limit: int, as_json: bool, url: str, token: str | None) -
 @click.option("--version", "-v", "version", default=None, help="Version number or alias.")
 @click.option("--unit", default=None, help="Unit id (user, session) for sticky assignment.")
 @click.option("--full", is_flag=True, help="Print the whole response, not just the data.")
+@click.option("--id", "id_only", is_flag=True,
+              help="Print only the answer's request id (for feedback, or to capture it).")
 @client_options
 @handle_errors
 def predict(name: str, data: str, version: str | None, unit: str | None, full: bool,
-            url: str, token: str | None) -> None:
+            id_only: bool, url: str, token: str | None) -> None:
     """Call endpoint NAME with --data and print the answer."""
     if data.startswith("@"):
         try:
@@ -476,6 +478,9 @@ def predict(name: str, data: str, version: str | None, unit: str | None, full: b
     except json.JSONDecodeError as exc:
         _fail(f"--data is not valid JSON: {exc}")
     reply = _client(url, token).get_inference(name, value, version=version, unit=unit)
+    if id_only:
+        click.echo(reply["request_id"])
+        return
     click.echo(json.dumps(reply if full else reply["data"]))
 
 
@@ -727,7 +732,23 @@ def audit(limit: int, token_name: str | None, since: str | None, as_json: bool, 
 # ---------------------------------------------------------------------- experiments
 
 
-@main.group()
+class _ExperimentGroup(click.Group):
+    """Defines ``create`` and ``update`` (a flag per strategy setting) when first asked for:
+    reading the strategies imports the statistics (SciPy), a second or more that no other
+    command should pay at start-up."""
+
+    lazy = ("create", "update")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            _strategy_commands()
+        return super().get_command(ctx, cmd_name)
+
+
+@main.group(cls=_ExperimentGroup)
 def experiment() -> None:
     """Create, run and read experiments (A/B, canary, shadow, ...) on an endpoint."""
 
@@ -836,60 +857,6 @@ def _known_strategies() -> str:
     return ", ".join(sorted(STRATEGIES))
 
 
-@experiment.command("create")
-@click.argument("endpoint")
-@click.option("--strategy", "-s", default="ab", show_default=True,
-              help=f"One of the server's strategies ({_known_strategies()}, and any plugin).")
-@click.option("--variant", "variants", multiple=True, required=True,
-              help="NAME=DEPLOYMENT:VERSION (or an alias, pinned now); the first is the "
-              "control (the live variant, the baseline). Repeatable.")
-@click.option("--weight", "weights", multiple=True, help="NAME=WEIGHT for A/B (default equal).")
-@click.option("--name", default=None, help="A name for people.")
-@click.option("--primary", default=None, help="The metric that decides (a feedback metric).")
-@click.option("--guardrail", "guardrails", multiple=True,
-              help="METRIC or METRIC:increase (increase is bad) / METRIC:decrease.")
-@click.option("--covariate", default=None, help="A pre-period unit metric for CUPED.")
-@click.option("--auto", is_flag=True, help="Stop and promote automatically when a winner is "
-              "found by the sequential test.")
-@click.option("--alpha", type=float, default=0.05, show_default=True)
-@click.option("--set", "sets", multiple=True, help="A strategy setting as KEY=JSON, dotted "
-              "for nested ones, e.g. --set guardrails.latency.percentile=90. Repeatable.")
-@strategy_options
-@click.option("--draft", is_flag=True, help="Create without starting.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the experiment's id.")
-@client_options
-@handle_errors
-def experiment_create(endpoint: str, strategy: str, variants: tuple[str, ...],
-                      weights: tuple[str, ...], name: str | None, primary: str | None,
-                      guardrails: tuple[str, ...], covariate: str | None, auto: bool,
-                      alpha: float, sets: tuple[str, ...], draft: bool, quiet: bool, url: str,
-                      token: str | None, **strategy_flags: Any) -> None:
-    """Attach an experiment to ENDPOINT.
-
-    Strategy settings come as flags (see below; each says which strategies have it) or as
-    --set KEY=JSON. Example: champion experiment create churn --strategy canary
-    --variant stable=churn:1 --variant canary=churn:2 --steps 5,25,50,100
-    """
-    metrics: dict[str, Any] = {}
-    if primary:
-        metrics["primary"] = primary
-    if guardrails:
-        metrics["guardrails"] = [
-            {"metric": g.partition(":")[0], "bad": g.partition(":")[2] or "decrease"}
-            for g in guardrails]
-    if covariate:
-        metrics["covariate"] = covariate
-    settings = _strategy_settings(strategy, strategy_flags, sets)
-    e = _client(url, token).create_experiment(
-        endpoint, strategy, dict(_variant_pairs(variants)), weights=_weights(weights) or None,
-        name=name, metrics=metrics or None, auto=auto, alpha=alpha, start=not draft,
-        **({strategy: settings} if settings else {}))
-    if quiet:
-        click.echo(e["id"])
-        return
-    _print_experiment(e)
-
-
 @experiment.command("strategies")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 @client_options
@@ -912,12 +879,17 @@ def experiment_strategies(as_json: bool, url: str, token: str | None) -> None:
 @click.option("--status", type=click.Choice(["draft", "running", "paused", "stopped"]),
               default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the ids, one a line.")
 @client_options
 @handle_errors
-def experiment_list(endpoint: str | None, status: str | None, as_json: bool, url: str,
-                    token: str | None) -> None:
+def experiment_list(endpoint: str | None, status: str | None, as_json: bool, quiet: bool,
+                    url: str, token: str | None) -> None:
     """List experiments, newest first."""
     rows = _client(url, token).experiments(endpoint, status)
+    if quiet:
+        for e in rows:
+            click.echo(e["id"])
+        return
     if as_json:
         _echo_json(rows)
         return
@@ -998,33 +970,6 @@ def experiment_reweight(experiment_id: str, weights: tuple[str, ...], url: str,
                         token: str | None) -> None:
     """Change A/B weights; only the units that must move change variant."""
     _print_experiment(_client(url, token).reweight(experiment_id, _weights(weights)))
-
-
-@experiment.command("update")
-@click.argument("experiment_id")
-@click.option("--add-variant", "add", multiple=True,
-              help="NAME=DEPLOYMENT:VERSION: a variant to add. Repeatable.")
-@click.option("--remove-variant", "remove", multiple=True,
-              help="A variant to take out of the traffic. Repeatable.")
-@click.option("--set", "sets", multiple=True, help="A strategy setting as KEY=JSON. "
-              "Repeatable.")
-@strategy_options
-@click.option("--reason", default="", help="Why (recorded).")
-@client_options
-@handle_errors
-def experiment_update(experiment_id: str, add: tuple[str, ...], remove: tuple[str, ...],
-                      sets: tuple[str, ...], reason: str, url: str, token: str | None,
-                      **strategy_flags: Any) -> None:
-    """Change an experiment while it runs, as far as its strategy allows: add or remove
-    variants (a bandit), change settings. Example: champion experiment update exp_1a2b
-    --add-variant c=churn:3 --min-share 0.02"""
-    client = _client(url, token)
-    strategy = client.experiment(experiment_id)["strategy"]
-    settings = _strategy_settings(strategy, strategy_flags, sets)
-    _print_experiment(client.update_experiment(
-        experiment_id, add_variants=_variant_pairs(add) or None,
-        remove_variants=list(remove) or None, reason=reason,
-        **({strategy: settings} if settings else {})))
 
 
 @experiment.command("report")
@@ -1117,11 +1062,94 @@ def plan(path: str, url: str, token: str | None) -> None:
                   highlight=False)
 
 
+def _strategy_commands() -> None:
+    """``experiment create`` and ``experiment update``, with the strategies' settings as flags."""
+
+    @experiment.command("create")
+    @click.argument("endpoint")
+    @click.option("--strategy", "-s", default="ab", show_default=True,
+                  help=f"One of the server's strategies ({_known_strategies()}, and any plugin).")
+    @click.option("--variant", "variants", multiple=True, required=True,
+                  help="NAME=DEPLOYMENT:VERSION (or an alias, pinned now); the first is the "
+                  "control (the live variant, the baseline). Repeatable.")
+    @click.option("--weight", "weights", multiple=True, help="NAME=WEIGHT for A/B (default equal).")
+    @click.option("--name", default=None, help="A name for people.")
+    @click.option("--primary", default=None, help="The metric that decides (a feedback metric).")
+    @click.option("--guardrail", "guardrails", multiple=True,
+                  help="METRIC or METRIC:increase (increase is bad) / METRIC:decrease.")
+    @click.option("--covariate", default=None, help="A pre-period unit metric for CUPED.")
+    @click.option("--auto", is_flag=True, help="Stop and promote automatically when a winner is "
+                  "found by the sequential test.")
+    @click.option("--alpha", type=float, default=0.05, show_default=True)
+    @click.option("--set", "sets", multiple=True, help="A strategy setting as KEY=JSON, dotted "
+                  "for nested ones, e.g. --set guardrails.latency.percentile=90. Repeatable.")
+    @strategy_options
+    @click.option("--draft", is_flag=True, help="Create without starting.")
+    @click.option("--quiet", "-q", is_flag=True, help="Print only the experiment's id.")
+    @client_options
+    @handle_errors
+    def experiment_create(endpoint: str, strategy: str, variants: tuple[str, ...],
+                          weights: tuple[str, ...], name: str | None, primary: str | None,
+                          guardrails: tuple[str, ...], covariate: str | None, auto: bool,
+                          alpha: float, sets: tuple[str, ...], draft: bool, quiet: bool, url: str,
+                          token: str | None, **strategy_flags: Any) -> None:
+        """Attach an experiment to ENDPOINT.
+
+        Strategy settings come as flags (see below; each says which strategies have it) or as
+        --set KEY=JSON. Example: champion experiment create churn --strategy canary
+        --variant stable=churn:1 --variant canary=churn:2 --steps 5,25,50,100
+        """
+        metrics: dict[str, Any] = {}
+        if primary:
+            metrics["primary"] = primary
+        if guardrails:
+            metrics["guardrails"] = [
+                {"metric": g.partition(":")[0], "bad": g.partition(":")[2] or "decrease"}
+                for g in guardrails]
+        if covariate:
+            metrics["covariate"] = covariate
+        settings = _strategy_settings(strategy, strategy_flags, sets)
+        e = _client(url, token).create_experiment(
+            endpoint, strategy, dict(_variant_pairs(variants)), weights=_weights(weights) or None,
+            name=name, metrics=metrics or None, auto=auto, alpha=alpha, start=not draft,
+            **({strategy: settings} if settings else {}))
+        if quiet:
+            click.echo(e["id"])
+            return
+        _print_experiment(e)
+
+    @experiment.command("update")
+    @click.argument("experiment_id")
+    @click.option("--add-variant", "add", multiple=True,
+                  help="NAME=DEPLOYMENT:VERSION: a variant to add. Repeatable.")
+    @click.option("--remove-variant", "remove", multiple=True,
+                  help="A variant to take out of the traffic. Repeatable.")
+    @click.option("--set", "sets", multiple=True, help="A strategy setting as KEY=JSON. "
+                  "Repeatable.")
+    @strategy_options
+    @click.option("--reason", default="", help="Why (recorded).")
+    @client_options
+    @handle_errors
+    def experiment_update(experiment_id: str, add: tuple[str, ...], remove: tuple[str, ...],
+                          sets: tuple[str, ...], reason: str, url: str, token: str | None,
+                          **strategy_flags: Any) -> None:
+        """Change an experiment while it runs, as far as its strategy allows: add or remove
+        variants (a bandit), change settings. Example: champion experiment update exp_1a2b
+        --add-variant c=churn:3 --min-share 0.02"""
+        client = _client(url, token)
+        strategy = client.experiment(experiment_id)["strategy"]
+        settings = _strategy_settings(strategy, strategy_flags, sets)
+        _print_experiment(client.update_experiment(
+            experiment_id, add_variants=_variant_pairs(add) or None,
+            remove_variants=list(remove) or None, reason=reason,
+            **({strategy: settings} if settings else {})))
+
+
 # ---------------------------------------------------------------------- demo
 
 
 @main.command()
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, envvar="CHAMPION_PORT")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--requests", "n_requests", type=int, default=200, show_default=True,
               help="How much traffic to send.")

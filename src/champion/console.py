@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from champion.errors import ChampionError
 
@@ -24,7 +25,10 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> NoReturn:
     """Print one error line and exit 1."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line however narrow the terminal (or COLUMNS, when piped), so that a
+    # script or a log keeps it whole; Text: the message is not read as markup ("[...]").
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False,
+                      soft_wrap=True)
     sys.exit(1)
 
 
