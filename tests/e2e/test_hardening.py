@@ -458,6 +458,7 @@ def doubled_score(x):
 
 def test_acknowledged_feedback_counts_in_reports_and_metrics_when_log_rows_are_lost(tmp_path):
     import signal
+    import time
 
     from tests.conftest import Server
 
@@ -475,10 +476,15 @@ def test_acknowledged_feedback_counts_in_reports_and_metrics_when_log_rows_are_l
                 fb = h.post("/v1/lost/feedback", json={"request_id": rid, "reward": 1})
                 acked += fb.json()["accepted"]
         assert acked == 40
+        served = time.time()
         srv.stop(signal.SIGKILL)
         srv.start()
         with srv.client() as c:
             assert c.logs("lost", limit=100) == []  # the log rows are gone
+            # feedback whose row is not in the log counts once its row cannot be in flight
+            from champion.registry.reports import UNLOGGED_GRACE_S
+
+            time.sleep(max(0.0, served + UNLOGGED_GRACE_S + 0.2 - time.time()))
             report = c.report(exp["id"])
             rewards = {a["name"]: a["metrics"]["reward"] for a in report["arms"]}
             assert sum(m["n"] for m in rewards.values()) == 40, rewards

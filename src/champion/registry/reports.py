@@ -24,6 +24,9 @@ from champion.strategies import SettingsError
 if TYPE_CHECKING:
     from champion.analysis.report import ArmData, ShadowPair
 
+# Seconds after which feedback for a request not in the log counts as a lost row's.
+UNLOGGED_GRACE_S = 2.0
+
 Gatherer = Callable[[Store, Mapping[str, Any], Mapping[str, Any], "Context"], Any]
 
 
@@ -50,7 +53,10 @@ def gather_arms(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
 
     config = row["config"]
     exposure = store.arm_exposure(row["id"])
-    per_unit = store.arm_unit_metrics(row["id"], row["endpoint"])
+    # A request's log row lands within the writer's flush interval (100 ms by default);
+    # feedback for one served in the last 2 s and not in the log yet waits for it.
+    per_unit = store.arm_unit_metrics(row["id"], row["endpoint"],
+                                      settled_before=time.time() - UNLOGGED_GRACE_S)
     covariate_name = (config.get("metrics") or {}).get("covariate")
     # metric -> is every unit-level value 0/1 (across all arms)?
     binary: dict[str, bool] = defaultdict(lambda: True)

@@ -352,10 +352,16 @@ class ExperimentStoreMixin(LeaseMixin):
             row["latency_ms"].update(p50=p50, p90=p90, p99=p99)
         return out
 
-    def arm_unit_metrics(self, experiment_id: str, endpoint: str) -> list[Row]:
+    def arm_unit_metrics(self, experiment_id: str, endpoint: str, *,
+                         settled_before: float | None = None) -> list[Row]:
         """Per arm, unit and metric: the sum, max, whether every value was 0 or 1, and
         whether the unit's request is in the log (``logged``: False when feedback came for
-        a request whose log row was lost; the unit is then not in ``arm_exposure``)."""
+        a request whose log row was lost; the unit is then not in ``arm_exposure``).
+
+        ``settled_before``: feedback for a request served after it and not yet in the log
+        is left out, since its row is most likely still on its way (the log is written in
+        batches): counted now, it would be a unit of its own, without the unit's other
+        feedback or covariate, and then counted again under its unit once the row lands."""
         r, f = t.requests, t.feedback
         aggregates = (sa.func.sum(f.c.value), sa.func.max(f.c.value),
                       sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
@@ -369,7 +375,10 @@ class ExperimentStoreMixin(LeaseMixin):
                       sa.func.max(logged))
             .select_from(f.outerjoin(r, r.c.request_id == f.c.request_id))
             .where(f.c.experiment == experiment_id, arm.is_not(None),
-                   f.c.deployment == endpoint, f.c.value.is_not(None))
+                   f.c.deployment == endpoint, f.c.value.is_not(None),
+                   *([] if settled_before is None else [sa.or_(
+                       r.c.request_id.is_not(None),
+                       sa.func.coalesce(f.c.served_at, 0.0) < settled_before)]))
             .group_by(arm, unit_any, f.c.metric)
         )
         # ... and, for ids that carried nothing (the first format), through the log.
