@@ -91,8 +91,10 @@ def test_a_package_that_does_not_exist_fails_the_deploy_naming_it(client, unique
                       progress=False)
     assert info.value.detail["version"] == 1
     assert client.version(unique_name, 1)["status"] == "failed"
-    with pytest.raises(Unavailable, match="cannot serve"):
+    with pytest.raises(Unavailable, match="cannot serve") as served:
         client.predict(unique_name, 1, version=1)
+    # the installer's text is the admin's (the build log), not an anonymous caller's
+    assert missing not in str(served.value) and "/build" in str(served.value)
 
 
 class SlowToLoad:

@@ -215,6 +215,11 @@ def test_rankers_run_concurrently_and_batches_pages_and_settings_are_clear(clien
     assert no_draft.status_code == 400 and "draft" in no_draft.json()["error"]["message"]
     with pytest.raises(BadRequest, match="not a batch"):
         client.get_inference(name, [[1, 5], [2, 6]])
+    with server.http() as h:  # Modelbit's request options: as on a plain endpoint
+        webhook = h.post(f"/v1/{name}", json={"data": 5, "response_webhook": "http://x"})
+        bad_timeout = h.post(f"/v1/{name}", json={"data": 5, "timeout_seconds": -1})
+    assert webhook.status_code == 400 and "response_webhook" in webhook.text
+    assert bad_timeout.status_code == 400 and "timeout_seconds" in bad_timeout.text
     client.stop_experiment(e["id"])
     with pytest.raises(BadRequest, match=r"interleave\.method: balanced interleaving"):
         client.create_experiment(name, "interleave", {"a": 1, "b": 2, "c": 1},

@@ -106,6 +106,9 @@ def test_a_short_timeout_seconds_answers_504_without_restarting_the_worker(serve
                                                         "timeout_seconds": 1e-300})
             assert resp.status_code == 504, resp.text
             assert resp.json()["error"]["type"] == "timeout"
+            # the abandoned call finishes on its worker (0.5 s); until then a new call could
+            # not start within its deadline and would answer 503
+            time.sleep(0.7)
         assert http.post(f"/v1/{unique_name}", json={"data": 0}).status_code == 200
         after = pool()
     assert after["restarts"] == before["restarts"] and after["workers"] == before["workers"]

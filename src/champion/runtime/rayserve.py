@@ -142,7 +142,10 @@ async def _await(response: Any) -> Any:
 def _ray_error(label: str, exc: Exception) -> ChampionError:
     """A Ray or Serve exception, as the error the caller sees."""
     name = type(exc).__name__
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    # Ray's own text (node addresses, paths, the cluster's internals) stays in the server
+    # log: the answer reaches anonymous callers and names only the kind of failure.
+    log.warning("%s: Ray call failed: %s: %s", label, name,
+                (str(exc).strip().splitlines() or [""])[0][:300])
     if name in ("ActorDiedError", "RayActorError", "ActorUnavailableError",
                 "NodeDiedError", "WorkerCrashedError", "OwnerDiedError"):
         return WorkerCrashed(f"{label}: its Ray replica died during the call ({name})")
@@ -151,8 +154,8 @@ def _ray_error(label: str, exc: Exception) -> ChampionError:
     if name in ("RequestCancelledError", "TaskCancelledError"):
         return ModelTimeout(f"{label}: the call was cancelled")
     if name in ("RaySystemError", "GetTimeoutError", "RpcError", "RayServeException"):
-        return Unreachable(f"{label}: the Ray cluster did not answer: {name}: {first}")
-    return ChampionError(f"{label}: the Ray replica failed: {name}: {first}")
+        return Unreachable(f"{label}: the Ray cluster did not answer ({name})")
+    return ChampionError(f"{label}: the Ray replica failed ({name})")
 
 
 FAULT = 99  # rayreplica.FAULT, without importing the replica module here

@@ -95,8 +95,11 @@ def worker_for(envs: EnvManager | None, target: Target) -> WorkerEnv | None:
         raise Unavailable(f"{target.label} is not ready yet: its environment is being "
                           "built; try again shortly", status="building")
     if target.status == "failed":
-        raise Unavailable(f"{target.label} cannot serve: {target.status_message}",
-                          status="failed")
+        # Not the build's message: it may hold the installer's output or the server's paths,
+        # and this answer reaches anonymous callers. The admin API has the whole build.
+        raise Unavailable(f"{target.label} cannot serve: building its environment failed "
+                          f"(GET /api/deployments/{target.deployment}/versions/"
+                          f"{target.version}/build has the log)", status="failed")
     if not target.environment or envs is None:
         return None
     plan = plan_of(target.environment)

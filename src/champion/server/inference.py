@@ -214,6 +214,10 @@ async def _merged(st: State, active: Active, decision: RoutingDecision, request_
     names = list(decision.merge)
     targets = {n: await _arm_target(st, active, n) for n in names}
     prepared = {n: request_calls(parsed, t.signature, t.manifest) for n, t in targets.items()}
+    # Modelbit's request options hold here as on one variant's path (a 400 for what champion
+    # does not do; timeout_seconds caps each variant's call)
+    timeouts = {n: call_options(parsed, float(t.config.get("timeout", st.config.timeout))
+                                ).timeout for n, t in targets.items()}
     if any(ids is not None for _, ids in prepared.values()):
         raise InvalidInput("this endpoint's experiment merges several variants' answers into "
                            "one answer per input: send one input per request, not a batch")
@@ -222,7 +226,7 @@ async def _merged(st: State, active: Active, decision: RoutingDecision, request_
         calls, ids = prepared[n]
         t0 = time.perf_counter()
         try:
-            out = await st.executor.run(targets[n], calls, ids)
+            out = await st.executor.run(targets[n], calls, ids, timeouts[n])
         except ChampionError as exc:
             return Answer(False, error=f"{exc.type_name}: {exc.message}",
                           latency_ms=(time.perf_counter() - t0) * 1000)
