@@ -852,9 +852,11 @@ def _strategy_settings(strategy: str, given: dict[str, Any], sets: tuple[str, ..
 
 
 def _known_strategies() -> str:
+    """The built-in strategies (a plugin is the server's: `champion experiment strategies`)."""
     from champion.strategies import STRATEGIES
 
-    return ", ".join(sorted(STRATEGIES))
+    return ", ".join(sorted(name for name, s in STRATEGIES.items()
+                            if type(s).__module__.startswith("champion.strategies.")))
 
 
 @experiment.command("strategies")

@@ -140,7 +140,7 @@ def test_a_canary_goes_on_on_another_replica_when_its_controller_is_killed(tmp_p
                 stopped = wait_stopped(c2, e["id"], timeout=90)
             assert actions(stopped) == ["create", "start", "advance", "advance", "stop"], (
                 stopped["history"])
-            assert stopped["decision"]["action"] == "promote"
+            assert stopped["decision"]["action"] == "promote", stopped["history"][-1]
             report = c2.report(e["id"])
             assert [h["percent"] for h in report["history"]] == [10, 50, 100]
         second = leader([s for s in servers if s is not first])

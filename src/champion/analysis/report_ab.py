@@ -503,10 +503,13 @@ def _decide(
     if passing:
         best = max(passing, key=lambda a: seq[(a, primary)].estimate)
         r = seq[(best, primary)]
+        corrected = adjusted.get((best, primary), r.p_value)
+        # the corrected p-value is named only where a correction applied (several tests)
+        shown = (f"{r.p_value:.3g}" if f"{corrected:.3g}" == f"{r.p_value:.3g}"
+                 else f"{r.p_value:.3g}, {corrected:.3g} corrected")
         return verdict(
             "winner",
-            f"{best} beats control on {primary} (sequential p = {r.p_value:.3g}, "
-            f"{adjusted.get((best, primary), r.p_value):.3g} corrected; lift "
+            f"{best} beats control on {primary} (sequential p = {shown}, lift "
             f"{r.estimate:+.4g}); no guardrail worse",
             best,
         )
