@@ -789,12 +789,21 @@ def _print_experiment(e: dict[str, Any]) -> None:
         console.print(f"  decision: {json.dumps(e['decision'])}", highlight=False)
 
 
-def _strategy_fields() -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Setting name -> the strategies (with the schema entry) that have it, CLI-able only."""
+def _builtin_strategies() -> list[Any]:
+    """The strategies champion ships: a plugin's are the server's (`--set NAME=VALUE` and
+    `champion experiment strategies` reach them), so the CLI's flags and help do not depend
+    on what else this process happens to have imported."""
     from champion.strategies import STRATEGIES
 
+    return sorted((s for s in STRATEGIES.values()
+                   if type(s).__module__.startswith("champion.strategies.")),
+                  key=lambda s: s.name)
+
+
+def _strategy_fields() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Setting name -> the strategies (with the schema entry) that have it, CLI-able only."""
     fields: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for strategy in sorted(STRATEGIES.values(), key=lambda s: s.name):
+    for strategy in _builtin_strategies():
         for entry in strategy.schema():
             if entry["cli"]:
                 fields.setdefault(entry["name"], []).append((strategy.name, entry))
@@ -852,11 +861,7 @@ def _strategy_settings(strategy: str, given: dict[str, Any], sets: tuple[str, ..
 
 
 def _known_strategies() -> str:
-    """The built-in strategies (a plugin is the server's: `champion experiment strategies`)."""
-    from champion.strategies import STRATEGIES
-
-    return ", ".join(sorted(name for name, s in STRATEGIES.items()
-                            if type(s).__module__.startswith("champion.strategies.")))
+    return ", ".join(s.name for s in _builtin_strategies())
 
 
 @experiment.command("strategies")
