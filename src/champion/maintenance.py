@@ -9,9 +9,6 @@ import click
 
 from champion.console import err_console, fail
 from champion.settings import Config
-from champion.store.backup import BackupError
-from champion.store.backup import backup as backup_data_dir
-from champion.store.backup import restore as restore_data_dir
 
 
 def _config(data_dir: str | None) -> Config:
@@ -33,6 +30,9 @@ def _artifacts(config: Config) -> Path | None:
 def backup(directory: str, data_dir: str | None) -> None:
     """Back up the data directory into DIRECTORY while the server runs: SQLite's online
     backup of the database, then the artifacts and the token (DIRECTORY is made 0700)."""
+    from champion.store.backup import BackupError
+    from champion.store.backup import backup as backup_data_dir
+
     config = _config(data_dir)
     try:
         done = backup_data_dir(config.data_path, Path(directory), artifacts=_artifacts(config))
@@ -53,6 +53,9 @@ def backup(directory: str, data_dir: str | None) -> None:
 def restore(directory: str, data_dir: str | None, force: bool) -> None:
     """Restore the backup in DIRECTORY into the data directory; then start `champion serve`
     on it."""
+    from champion.store.backup import BackupError
+    from champion.store.backup import restore as restore_data_dir
+
     config = _config(data_dir)
     try:
         done = restore_data_dir(Path(directory), config.data_path, force=force,

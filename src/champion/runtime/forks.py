@@ -10,6 +10,7 @@ a failure is the caller's cue to start the worker as a plain process instead.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import logging
@@ -43,17 +44,29 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def _start(self) -> None:
+    def _start(self, preload: Iterable[str] = ()) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        modules = sorted(set(preload))
+        argv = [self.python, "-m", "champion.runtime.zygote", str(child.fileno())]
+        if modules:
+            argv += ["--preload", ",".join(modules)]
         try:
-            self.proc = subprocess.Popen(
-                [self.python, "-m", "champion.runtime.zygote", str(child.fileno())],
-                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
-                start_new_session=True, env=self.environ)
+            self.proc = subprocess.Popen(argv, pass_fds=(child.fileno(),),
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env=self.environ)
         finally:
             child.close()
         self.sock = parent
-        self.preloaded = set()
+        # a module that fails to import there is tried again (and reported) by the worker
+        # that names it: its own preload request imports nothing twice
+        self.preloaded = set(modules)
+
+    def start(self, preload: Iterable[str] = ()) -> None:
+        """Start the process now, importing ``preload`` before it reads its first request."""
+        with self._lock:
+            if not self.alive:
+                self.close()
+                self._start(preload)
 
     def _request(self, message: dict[str, Any], fd: int | None = None) -> dict[str, Any]:
         with self._lock:
@@ -110,6 +123,42 @@ class Zygote:
             self.proc = None
 
 
+_early: Zygote | None = None
+
+
+def start_early(preload: Iterable[str]) -> None:
+    """Start the server interpreter's fork server now, importing ``preload`` at once.
+
+    ``champion serve`` calls this before it imports its own modules and opens the store, so
+    that the libraries' imports (scikit-learn alone takes about a second) run beside the
+    server's start instead of after it: a deploy just after ``/readyz`` then finds them
+    imported. The first ``Zygotes.get`` for the same interpreter and environment adopts it;
+    one that is never adopted is stopped when the process exits."""
+    global _early
+    if _early is None:
+        _early = Zygote(sys.executable, os.environ)
+        _early.start(preload)
+        atexit.register(_close_early)
+
+
+def _close_early() -> None:
+    global _early
+    if _early is not None:
+        _early.close()
+        _early = None
+
+
+def _adopt_early(python: str, environ: dict[str, str]) -> Zygote | None:
+    global _early
+    zygote, _early = _early, None
+    if zygote is None:
+        return None
+    if zygote.python == python and zygote.environ == environ:
+        return zygote
+    _early = zygote  # another interpreter or environment: left for its own key (or exit)
+    return None
+
+
 class Zygotes:
     """Every fork server of one server process, by interpreter and environment."""
 
@@ -124,7 +173,8 @@ class Zygotes:
         key = (python or sys.executable, tuple(sorted(env.items())))
         zygote = self._by_key.get(key)
         if zygote is None:
-            zygote = self._by_key[key] = Zygote(key[0], env)
+            zygote = _adopt_early(key[0], env) or Zygote(key[0], env)
+            self._by_key[key] = zygote
         return zygote
 
     def close(self) -> None:

@@ -17,6 +17,8 @@ fork request carries the worker's socket as SCM_RIGHTS ancillary data)::
 
     {"op": "preload", "modules": ["numpy", "sklearn.linear_model"]}  -> {"ok": true, "failed": []}
     {"op": "fork", "env": {...}, "nice": 0}  + fd  -> {"ok": true, "pid": 1234}
+
+``python -m champion.runtime.zygote FD --preload numpy,sklearn`` imports those first.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ def serve(control: socket.socket) -> None:
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     try:
+        # ``--preload a,b``: import these before the first request is read (the server starts
+        # its fork server this way at the top of ``champion serve``, so that the libraries'
+        # imports overlap the server's own start; requests sent meanwhile wait in the socket)
+        if len(sys.argv) > 3 and sys.argv[2] == "--preload":
+            preload([m for m in sys.argv[3].split(",") if m])
         serve(control)
     finally:
         control.close()

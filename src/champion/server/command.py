@@ -60,6 +60,13 @@ def port_in_use(host: str, port: int) -> str | None:
 
 
 def run_server(config: Config) -> None:
+    if (config.runtime == "local" and config.fork_server and config.replicas <= 1
+            and not port_in_use(config.host, config.port)):
+        from champion.runtime.forks import start_early
+
+        # first of all, so that the libraries' imports (a second for scikit-learn) run
+        # beside the server's own imports and start instead of after them
+        start_early(m.strip() for m in config.preload_modules.split(",") if m.strip())
     import uvicorn
 
     from champion.runtime.base import RUNTIMES
