@@ -335,3 +335,23 @@ def test_unsupported_request_options_are_a_400(body, words):
         call_options({"data": 1, **body}, 30.0)
     assert words in info.value.message
     assert call_options({"data": 1, "response_format": "json"}, 30.0).timeout is None
+
+
+def test_batch_rows_of_a_one_parameter_function_bind_as_bind_does() -> None:
+    # calls_for takes a shortcut for f(x); each row must still give bind's call, and a bad
+    # row the same error
+    def f(x):  # type: ignore[no-untyped-def]
+        return x
+
+    def g(x=3):  # type: ignore[no-untyped-def]
+        return x
+
+    rows = [[0, [1.0, 2.0]], ["a", {"k": 1}], [2, None], [3, [[1, 2], [3, 4]]], [4, "s"]]
+    for fn in (f, g):
+        calls, ids = calls_for({"data": rows}, sig(fn))
+        assert ids == [0, "a", 2, 3, 4]
+        assert calls == [bind(r[1], sig(fn)) for r in rows]
+    for bad, where in (([[0, 1], [True, 2]], "batch row 1"), ([[0, 1], [1, 2, 3]], "batch row 1"),
+                       ([[0, 1], 5], "batch row 1")):
+        with pytest.raises(InvalidInput, match=where):
+            calls_for({"data": bad}, sig(f))

@@ -10,12 +10,16 @@ idle. ``batch_max_wait_ms`` > 0 additionally holds a lone request that long for 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from champion.errors import ModelError
+from champion.errors import InvalidInput, ModelError
 from champion.runtime import protocol as p
+
+# an input nested deeper than orjson writes (it reads 1024 levels, writes 254)
+TOO_DEEP = "the data is nested too deeply (over 250 levels)"
 
 if TYPE_CHECKING:
     from champion.runtime.pool import PoolSpec
@@ -29,10 +33,30 @@ class Calls(Protocol):
     async def call(self, body: bytes, timeout: float | None = None) -> tuple[int, bytes]: ...
 
 
+class _Request:
+    """One caller's inputs (a single request's one, or a batch request's rows): they may
+    leave in several micro-batches, and are answered together, with one future."""
+
+    __slots__ = ("encoded", "future", "inputs", "outputs", "pending")
+
+    def __init__(self, inputs: list[Any], encoded: bytes, future: asyncio.Future[list[Any]]
+                 ) -> None:
+        self.inputs = inputs
+        self.encoded = encoded  # orjson's b"[x,...]" of inputs: written once, at submit
+        self.outputs: list[Any] = [None] * len(inputs)
+        self.pending = len(inputs)
+        self.future = future
+
+
+# a micro-batch: (request, first, end) slices of queued requests, at most batch_max_size
+Slice = tuple[_Request, int, int]
+
+
 class Batcher:
     def __init__(self, pool: Calls) -> None:
         self.pool = pool
-        self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.queue: deque[Slice] = deque()
+        self.queued = 0  # inputs waiting, over every queued slice
         self.inflight = 0
         self.batches = 0
         self.items = 0
@@ -44,68 +68,110 @@ class Batcher:
         return max(1, self.pool.spec.workers) + 1  # one extra keeps a worker fed
 
     async def submit(self, inputs: list[Any]) -> list[Any]:
-        """Outputs for ``inputs`` (in order), computed in whatever batches they join."""
-        loop = asyncio.get_running_loop()
-        futures = []
-        for x in inputs:
-            fut: asyncio.Future[Any] = loop.create_future()
-            self.queue.append((x, fut))
-            futures.append(fut)
+        """Outputs for ``inputs`` (in order), computed in whatever batches they join.
+
+        InvalidInput when the inputs cannot be written as JSON for the worker (nested
+        deeper than orjson writes): refused here, before they share a batch with others."""
+        if not inputs:
+            return []
+        try:  # written as the worker gets them: two levels more than each input
+            encoded = orjson.dumps({"vector": inputs})[10:-1]  # b"[x,...]"
+        except orjson.JSONEncodeError:
+            raise InvalidInput(TOO_DEEP) from None
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.queue.append((_Request(inputs, encoded, future), 0, len(inputs)))
+        self.queued += len(inputs)
         self._kick()
-        return list(await asyncio.gather(*futures))
+        return await future
 
     def _kick(self) -> None:
         spec = self.pool.spec
-        while self.queue and self.inflight < self.slots:
-            full = len(self.queue) >= spec.batch_max_size
+        while self.queued and self.inflight < self.slots:
+            full = self.queued >= spec.batch_max_size
             if not full and spec.batch_max_wait_ms > 0 and self.inflight == 0:
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(
                         spec.batch_max_wait_ms / 1000, self._flush_timer)
                 return
-            self._send(self.queue[: spec.batch_max_size])
-            del self.queue[: spec.batch_max_size]
+            self._send(self._take(spec.batch_max_size))
+
+    def _take(self, size: int) -> list[Slice]:
+        """Up to ``size`` inputs from the head of the queue (splitting a request's rows)."""
+        batch: list[Slice] = []
+        room = size
+        while room and self.queue:
+            request, first, end = self.queue[0]
+            n = end - first
+            if n <= room:
+                batch.append(self.queue.popleft())
+                room -= n
+            else:
+                batch.append((request, first, first + room))
+                self.queue[0] = (request, first + room, end)
+                room = 0
+        self.queued -= size - room
+        return batch
 
     def _flush_timer(self) -> None:
         self._timer = None
-        if self.queue and self.inflight < self.slots:
-            size = self.pool.spec.batch_max_size
-            self._send(self.queue[:size])
-            del self.queue[:size]
+        if self.queued and self.inflight < self.slots:
+            self._send(self._take(self.pool.spec.batch_max_size))
         self._kick()
 
-    def _send(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    def _send(self, batch: list[Slice]) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.inflight += 1
         self.batches += 1
-        self.items += len(batch)
+        self.items += sum(end - first for _, first, end in batch)
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    @staticmethod
+    def _body(batch: list[Slice]) -> bytes:
+        """``{"vector": [x, ...]}``: whole requests' inputs as written at submit, spliced;
+        only a request split across batches is written again (its slice)."""
+        parts = []
+        for request, first, end in batch:
+            if first == 0 and end == len(request.inputs):
+                parts.append(request.encoded[1:-1])
+            else:
+                parts.append(orjson.dumps(request.inputs[first:end])[1:-1])
+        return b'{"vector":[' + b",".join(parts) + b"]}"
+
+    async def _run(self, batch: list[Slice]) -> None:
         try:
-            body = orjson.dumps({"vector": [x for x, _ in batch]})
-            kind, reply = await self.pool.call(body)
+            kind, reply = await self.pool.call(self._body(batch))
+            size = sum(end - first for _, first, end in batch)
             if kind != p.RESULT:
                 err = orjson.loads(reply)
-                where = f" (in a micro-batch of {len(batch)})"
+                where = f" (in a micro-batch of {size})"
                 failure = getattr(self.pool, "failure", None)  # a local pool's: memory too
                 if failure is not None:
                     raise failure(err, where)
                 raise ModelError(f"{err['type']}: {err['message']}{where}",
                                  exception=err["type"])
             outputs = orjson.loads(reply)
-            for (_, fut), y in zip(batch, outputs, strict=True):
-                if not fut.done():
-                    fut.set_result(y)
+            if not isinstance(outputs, list) or len(outputs) != size:
+                raise ModelError(f"the function returned {_count(outputs)} for a micro-batch "
+                                 f"of {size} inputs: with micro-batching on it takes a list "
+                                 "of inputs and returns a list of as many outputs")
+            at = 0
+            for request, first, end in batch:
+                n = end - first
+                request.outputs[first:end] = outputs[at:at + n]
+                at += n
+                request.pending -= n
+                if request.pending == 0 and not request.future.done():
+                    request.future.set_result(request.outputs)
         except BaseException as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else
-                                      ModelError("the micro-batch was cancelled"))
+            for request, _, _ in batch:
+                if not request.future.done():
+                    request.future.set_exception(
+                        exc if isinstance(exc, Exception)
+                        else ModelError("the micro-batch was cancelled"))
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -114,4 +180,9 @@ class Batcher:
 
     def status(self) -> dict[str, Any]:
         return {"batches": self.batches, "mean_batch": round(self.items / self.batches, 2)
-                if self.batches else None, "queued": len(self.queue)}
+                if self.batches else None, "queued": self.queued}
+
+
+def _count(outputs: Any) -> str:
+    return f"{len(outputs)} outputs" if isinstance(outputs, list) else (
+        f"a {type(outputs).__name__}, not a list")

@@ -14,13 +14,12 @@ import orjson
 from champion.errors import InvalidInput
 from champion.registry import Target
 from champion.runtime.base import BaseRuntime
+from champion.runtime.batching import TOO_DEEP as _TOO_DEEP
 from champion.runtime.envs import EnvManager
 from champion.runtime.pool import PoolSpec
 from champion.server import environments
 from champion.server.shapes import Call, worker_message
 from champion.settings import Config
-
-_TOO_DEEP = "the data is nested too deeply (over 250 levels)"
 
 
 class Executor:
@@ -82,12 +81,8 @@ class Executor:
             if any(len(args) != 1 or kwargs for args, kwargs in calls):
                 raise InvalidInput("micro-batching is on for this deployment: its function "
                                    "takes one parameter (a list of inputs)")
-            inputs = [args[0] for args, _ in calls]
-            try:  # the batcher sends {"vector": [x, ...]}: two levels more than x itself
-                orjson.dumps({"vector": inputs})
-            except orjson.JSONEncodeError:
-                raise InvalidInput(_TOO_DEEP) from None
-            outputs = await self.runtime.call_batched(spec, inputs)
+            # the batcher writes the inputs once (InvalidInput if they are nested too deeply)
+            outputs = await self.runtime.call_batched(spec, [args[0] for args, _ in calls])
             if ids is None:
                 return orjson.dumps(outputs[0], option=orjson.OPT_NON_STR_KEYS)
             return orjson.dumps([[i, y] for i, y in zip(ids, outputs, strict=True)],
