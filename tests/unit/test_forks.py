@@ -57,3 +57,21 @@ def test_disabled_fork_servers_adopt_nothing() -> None:
     forks.start_early([])
     assert forks.Zygotes(enabled=False).get(None, None) is None
     assert forks._early is not None
+
+
+def test_settle_freezes_the_heap_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from champion import gcsettle
+
+    before = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        kept = [[] for _ in range(1000)]
+        gcsettle.settle()
+        assert gc.get_freeze_count() >= len(kept)
+        assert gc.get_threshold()[0] == gcsettle.YOUNG_THRESHOLD
+        assert gc.get_threshold()[1:] == before[1:]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from champion import gcsettle
 from champion.runtime import protocol as p
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -116,6 +117,7 @@ def serve(conn: Connection) -> None:
         traceback.print_exc()
         conn.send(p.FAILED, msg_id, _error_body(exc))
         return
+    gcsettle.settle()  # the version's objects are loaded: never walked by the collector
     conn.send(p.READY, msg_id, orjson.dumps({"pid": os.getpid()}))
 
     while True:

@@ -32,6 +32,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from champion import gcsettle
+
 
 def _reap(_signum: int, _frame: Any) -> None:
     while True:
@@ -106,6 +108,7 @@ def serve(control: socket.socket) -> None:
             reply = {"ok": True, "failed": preload(list(request.get("modules", [])),
                                                    list(request.get("pickles", [])))}
         elif request["op"] == "fork" and fds:
+            gcsettle.settle()  # what it imported stays shared with the children, untouched
             pid = os.fork()
             if pid == 0:
                 _child(fds[0], dict(request.get("env", {})), int(request.get("nice", 0)),

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from champion import gcsettle
 from champion.controller import Controller
 from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
@@ -193,6 +194,7 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
         await tokens.reload(st)
         st.tasks.append(asyncio.create_task(tokens.poll(st)))
         app.state.champion = st
+        gcsettle.settle()  # started: the collector leaves the start-up heap alone
         try:
             yield
         finally:
