@@ -37,25 +37,23 @@ class _Request:
     """One caller's inputs (a single request's one, or a batch request's rows): they may
     leave in several micro-batches, and are answered together, with one future."""
 
-    __slots__ = ("encoded", "future", "inputs", "outputs", "pending")
+    __slots__ = ("future", "outputs", "pending")
 
-    def __init__(self, inputs: list[Any], encoded: bytes, future: asyncio.Future[list[Any]]
-                 ) -> None:
-        self.inputs = inputs
-        self.encoded = encoded  # orjson's b"[x,...]" of inputs: written once, at submit
-        self.outputs: list[Any] = [None] * len(inputs)
-        self.pending = len(inputs)
+    def __init__(self, n: int, future: asyncio.Future[list[Any]]) -> None:
+        self.outputs: list[Any] = [None] * n
+        self.pending = n
         self.future = future
 
 
-# a micro-batch: (request, first, end) slices of queued requests, at most batch_max_size
-Slice = tuple[_Request, int, int]
+# what waits in the queue: inputs [first, end) of a request, and their JSON, b"x,..."
+# (written at submit, spliced into the batch's body as it is)
+Chunk = tuple[_Request, int, int, bytes]
 
 
 class Batcher:
     def __init__(self, pool: Calls) -> None:
         self.pool = pool
-        self.queue: deque[Slice] = deque()
+        self.queue: deque[Chunk] = deque()
         self.queued = 0  # inputs waiting, over every queued slice
         self.inflight = 0
         self.batches = 0
@@ -74,12 +72,21 @@ class Batcher:
         deeper than orjson writes): refused here, before they share a batch with others."""
         if not inputs:
             return []
+        size = max(1, self.pool.spec.batch_max_size)
+        # More inputs than a batch takes leave in chunks of the batch size, each written
+        # once here: a chunk is never split, so no input is ever written twice.
+        chunks = [inputs] if len(inputs) <= size else [
+            inputs[i:i + size] for i in range(0, len(inputs), size)]
         try:  # written as the worker gets them: two levels more than each input
-            encoded = orjson.dumps({"vector": inputs})[10:-1]  # b"[x,...]"
+            encoded = [orjson.dumps({"vector": chunk})[11:-2] for chunk in chunks]
         except orjson.JSONEncodeError:
             raise InvalidInput(TOO_DEEP) from None
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self.queue.append((_Request(inputs, encoded, future), 0, len(inputs)))
+        request = _Request(len(inputs), future)
+        first = 0
+        for chunk, data in zip(chunks, encoded, strict=True):
+            self.queue.append((request, first, first + len(chunk), data))
+            first += len(chunk)
         self.queued += len(inputs)
         self._kick()
         return await future
@@ -95,20 +102,17 @@ class Batcher:
                 return
             self._send(self._take(spec.batch_max_size))
 
-    def _take(self, size: int) -> list[Slice]:
-        """Up to ``size`` inputs from the head of the queue (splitting a request's rows)."""
-        batch: list[Slice] = []
+    def _take(self, size: int) -> list[Chunk]:
+        """Whole chunks from the head of the queue, up to ``size`` inputs (the first always,
+        so a batch is never empty; none is ever split)."""
+        batch: list[Chunk] = []
         room = size
-        while room and self.queue:
-            request, first, end = self.queue[0]
-            n = end - first
-            if n <= room:
-                batch.append(self.queue.popleft())
-                room -= n
-            else:
-                batch.append((request, first, first + room))
-                self.queue[0] = (request, first + room, end)
-                room = 0
+        while self.queue:
+            n = self.queue[0][2] - self.queue[0][1]
+            if batch and n > room:
+                break
+            batch.append(self.queue.popleft())
+            room -= n
         self.queued -= size - room
         return batch
 
@@ -118,33 +122,26 @@ class Batcher:
             self._send(self._take(self.pool.spec.batch_max_size))
         self._kick()
 
-    def _send(self, batch: list[Slice]) -> None:
+    def _send(self, batch: list[Chunk]) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.inflight += 1
         self.batches += 1
-        self.items += sum(end - first for _, first, end in batch)
+        self.items += sum(end - first for _, first, end, _ in batch)
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    def _body(batch: list[Slice]) -> bytes:
-        """``{"vector": [x, ...]}``: whole requests' inputs as written at submit, spliced;
-        only a request split across batches is written again (its slice)."""
-        parts = []
-        for request, first, end in batch:
-            if first == 0 and end == len(request.inputs):
-                parts.append(request.encoded[1:-1])
-            else:
-                parts.append(orjson.dumps(request.inputs[first:end])[1:-1])
-        return b'{"vector":[' + b",".join(parts) + b"]}"
+    def _body(batch: list[Chunk]) -> bytes:
+        """``{"vector": [x, ...]}``, spliced from the chunks as written at submit."""
+        return b'{"vector":[' + b",".join(data for *_, data in batch) + b"]}"
 
-    async def _run(self, batch: list[Slice]) -> None:
+    async def _run(self, batch: list[Chunk]) -> None:
         try:
             kind, reply = await self.pool.call(self._body(batch))
-            size = sum(end - first for _, first, end in batch)
+            size = sum(end - first for _, first, end, _ in batch)
             if kind != p.RESULT:
                 err = orjson.loads(reply)
                 where = f" (in a micro-batch of {size})"
@@ -159,7 +156,7 @@ class Batcher:
                                  f"of {size} inputs: with micro-batching on it takes a list "
                                  "of inputs and returns a list of as many outputs")
             at = 0
-            for request, first, end in batch:
+            for request, first, end, _ in batch:
                 n = end - first
                 request.outputs[first:end] = outputs[at:at + n]
                 at += n
@@ -167,7 +164,7 @@ class Batcher:
                 if request.pending == 0 and not request.future.done():
                     request.future.set_result(request.outputs)
         except BaseException as exc:
-            for request, _, _ in batch:
+            for request, *_ in batch:
                 if not request.future.done():
                     request.future.set_exception(
                         exc if isinstance(exc, Exception)
