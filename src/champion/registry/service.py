@@ -143,6 +143,12 @@ class Registry:
         self._last_miss_check = now
         return await self.refresh()
 
+    def cached(self, name: str, number: int) -> Target | None:
+        """Version ``number`` of ``name`` if the cache holds it (no store access)."""
+        if self._aliases is None or name not in self._aliases:
+            return None
+        return self._versions.get((name, number))
+
     async def resolve(self, name: str, ref: str = "production") -> Target:
         """The version that ``name``/``ref`` (a number or an alias) names right now."""
         aliases = (await self._alias_map()).get(name)

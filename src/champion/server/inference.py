@@ -205,6 +205,11 @@ def _route(request: Request, st: State, active: Active, request_id: str,
 
 async def _arm_target(st: State, active: Active, variant: str) -> Target:
     arm = active.arms[variant]
+    # an arm names a version by number: the registry's cache has it once it was resolved
+    # (the cache is dropped whenever the registry reloads); the full path otherwise
+    target = st.registry.cached(arm.deployment, arm.version)
+    if target is not None:
+        return target
     return await st.registry.resolve(arm.deployment, str(arm.version))
 
 
