@@ -41,9 +41,24 @@ class Attribution:
     arm: int | None = None
 
 
+def _suffix(version: int | None, experiment: str | None, arm: int | None) -> str:
+    """What an id carries after its key: ``.v<version>.e<experiment>.a<arm>``, each part
+    only when it can be carried."""
+    out = ""
+    if version is not None and 0 <= version < 16 ** 12:
+        out += f".v{version:x}"
+    match = _EXPERIMENT.match(experiment or "")
+    if match is not None:
+        out += f".e{match.group(1)}"
+        if arm is not None and 0 <= arm < 1000:
+            out += f".a{arm}"
+    return out
+
+
 class RequestIds:
     def __init__(self, secret: str) -> None:
         self._key = bytes.fromhex(secret) if len(secret) % 2 == 0 else secret.encode()
+        self._suffixes: dict[tuple[int | None, str | None, int | None], str] = {}
 
     def _sign(self, base: str) -> str:
         # hmac.digest: the one-shot C path (no HMAC object per request)
@@ -61,14 +76,14 @@ class RequestIds:
         An experiment id not of champion's ``exp_<hex>`` form, or an arm without an
         experiment, is left out (feedback is then attributed through the request log).
         """
-        base = key
-        if version is not None and 0 <= version < 16 ** 12:
-            base += f".v{version:x}"
-        match = _EXPERIMENT.match(experiment or "")
-        if match is not None:
-            base += f".e{match.group(1)}"
-            if arm is not None and 0 <= arm < 1000:
-                base += f".a{arm}"
+        what = (version, experiment, arm)
+        suffix = self._suffixes.get(what)
+        if suffix is None:
+            suffix = _suffix(version, experiment, arm)
+            if len(self._suffixes) >= 4096:  # experiments come and go: a bounded memo
+                self._suffixes.clear()
+            self._suffixes[what] = suffix
+        base = key + suffix
         return f"{base}-{self._sign(base)}"
 
     def new(self) -> str:

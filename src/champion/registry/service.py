@@ -8,6 +8,7 @@ polls, so a change made through any replica is seen by all within ``poll_interva
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import importlib.util
 import logging
@@ -41,8 +42,8 @@ class Target:
     status_message: str = ""
     environment: dict[str, Any] | None = None  # its own environment (runtime/envs.py)
 
-    @property
-    def label(self) -> str:
+    @functools.cached_property
+    def label(self) -> str:  # read several times per request: made once
         return f"{self.deployment}:{self.version}"
 
 

@@ -131,11 +131,8 @@ async def infer(request: Request) -> Response:
         )
         _record(st, request_id, name, ref, target, 200, latency, unit, batch_size, body, out,
                 None, parsed)
-        return Response(
-            payload,
-            media_type="application/json",
-            headers={"x-champion-request-id": request_id, "x-champion-variant": variant},
-        )
+        return _Answer(payload, [(b"x-champion-request-id", request_id.encode()),
+                                 (b"x-champion-variant", variant.encode())])
     arm = merged.arm if merged is not None else decision.variant
     request_id = _issue(st, key, name, target, active, arm)
     extra = b""
@@ -151,12 +148,25 @@ async def infer(request: Request) -> Response:
             detail=dict(merged.detail) if merged is not None and merged.detail else None)
     if decision.shadows:  # queued once this answer is on its way
         _spawn(_mirror(st, active, decision, request_id, parsed))
-    return Response(
-        payload,
-        media_type="application/json",
-        headers={"x-champion-request-id": request_id, "x-champion-variant": arm,
-                 "x-champion-version": target.label, "x-champion-experiment": active.id},
-    )
+    return _Answer(payload, [(b"x-champion-request-id", request_id.encode()),
+                             (b"x-champion-variant", arm.encode()),
+                             (b"x-champion-version", target.label.encode()),
+                             (b"x-champion-experiment", active.id.encode())])
+
+
+class _Answer(Response):
+    """A 200 JSON answer with its headers given as bytes: what ``Response`` makes of a
+    header dict (lower-casing, encoding, checking each), done once by the caller. The
+    names are lower-case ASCII; the values are ids and labels champion made (ASCII)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", str(len(body)).encode()),
+                            (b"content-type", b"application/json"), *headers]
 
 
 _MAX_NAMED_UNKNOWN = 100
@@ -174,6 +184,8 @@ def _unknown(st: State, name: str) -> None:
 
 def _context(parsed: dict[str, Any]) -> dict[str, Any]:
     """The body's other top-level scalars (e.g. ``page``): what a policy may look at."""
+    if len(parsed) == 1:  # {"data": ...} alone, the common body
+        return {}
     return {k: v for k, v in parsed.items() if k not in ("data", "unit", "batch")
             and isinstance(v, (str, int, float, bool)) and len(str(v)) <= 256}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections import defaultdict
@@ -28,6 +29,17 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+@functools.cache
+def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...], mark: str) -> str:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` adding ``sums`` to the stored row's
+    (SQLite 3.24+ and PostgreSQL read the same statement)."""
+    columns = (*keys, *sums)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in sums))
 
 
 def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -72,52 +84,20 @@ class LedgerMixin:
             sql = (f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
                    f"VALUES ({', '.join([mark] * len(REQUEST_COLUMNS))})")
             conn.exec_driver_sql(sql, list(map(_REQUEST_ROW, rows)))
-            m = t.rollup_minutes
-            ins = _insert(conn, m)
-            conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=[m.c.deployment, m.c.version, m.c.minute, m.c.writer],
-                    set_={
-                        "requests": m.c.requests + ins.excluded.requests,
-                        "errors": m.c.errors + ins.excluded.errors,
-                        "latency_sum": m.c.latency_sum + ins.excluded.latency_sum,
-                    },
-                ),
-                [
-                    {"writer": writer, "deployment": d, "version": v, "minute": mi,
-                     "requests": a[0], "errors": a[1], "latency_sum": a[2]}
-                    for (d, v, mi), a in minutes.items()
-                ],
-            )
-            lat = t.rollup_latency
-            ins = _insert(conn, lat)
-            conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=[lat.c.deployment, lat.c.version, lat.c.minute, lat.c.bin,
-                                    lat.c.writer],
-                    set_={"count": lat.c.count + ins.excluded.count},
-                ),
-                [
-                    {"writer": writer, "deployment": d, "version": v, "minute": mi, "bin": b,
-                     "count": c}
-                    for (d, v, mi, b), c in bins.items()
-                ],
-            )
+            # the rollups likewise: one prepared upsert each, the same text on both stores
+            conn.exec_driver_sql(
+                _upsert("rollup_minutes", ("writer", "deployment", "version", "minute"),
+                        ("requests", "errors", "latency_sum"), mark),
+                [(writer, d, v, mi, a[0], a[1], a[2]) for (d, v, mi), a in minutes.items()])
+            conn.exec_driver_sql(
+                _upsert("rollup_latency", ("writer", "deployment", "version", "minute", "bin"),
+                        ("count",), mark),
+                [(writer, d, v, mi, b, c) for (d, v, mi, b), c in bins.items()])
             if arm_bins:
-                a = t.rollup_arms
-                ins = _insert(conn, a)
-                conn.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=[a.c.experiment, a.c.arm, a.c.minute, a.c.bin,
-                                        a.c.writer],
-                        set_={"count": a.c.count + ins.excluded.count},
-                    ),
-                    [
-                        {"writer": writer, "experiment": e, "arm": arm, "minute": mi, "bin": b,
-                         "count": c}
-                        for (e, arm, mi, b), c in arm_bins.items()
-                    ],
-                )
+                conn.exec_driver_sql(
+                    _upsert("rollup_arms", ("writer", "experiment", "arm", "minute", "bin"),
+                            ("count",), mark),
+                    [(writer, e, arm, mi, b, c) for (e, arm, mi, b), c in arm_bins.items()])
 
     def _request_query(
         self,
