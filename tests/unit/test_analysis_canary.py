@@ -91,3 +91,17 @@ def test_error_rate_gate_vectors(case: dict[str, Any]) -> None:
         assert seq.ci_low == approx(case["seq_low"], 5e-7)
     if "seq_half_width" in case:
         assert (seq.ci_high - seq.ci_low) / 2 == approx(case["seq_half_width"], 5e-7)
+
+
+def test_the_error_gate_needs_no_scipy() -> None:
+    # a canary judges its error rate every second: the Wilson/Newcombe interval it uses
+    # must not pull scipy (~0.6 s of CPU) into the server on its first judgement
+    import subprocess
+    import sys
+
+    code = ("import sys; from champion.analysis.canary import error_rate_gate; "
+            "r = error_rate_gate(3, 5000, 4, 5000); assert r.decision == 'inconclusive'; "
+            "print(any(m == 'scipy' or m.startswith('scipy.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

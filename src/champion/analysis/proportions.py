@@ -10,6 +10,7 @@ with a normal quantile.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Literal
 
 from champion.analysis._lazy import optimize, stats
@@ -17,6 +18,8 @@ from champion.analysis.delta import relative_lift_variance
 from champion.analysis.errors import ErrorCode
 from champion.analysis.summary import ProportionStats
 from champion.analysis.ttest import DEFAULT_ALPHA, Comparison, Effect, t_effect
+
+_NORMAL = NormalDist()
 
 CIMethod = Literal["wald", "newcombe", "auto"]
 SMALL_COUNT = 10
@@ -26,7 +29,9 @@ def wilson_interval(k: int, n: int, alpha: float = DEFAULT_ALPHA) -> tuple[float
     """Wilson score interval for ``k`` successes out of ``n`` (spec §6.2); (0, 1) when n = 0."""
     if n <= 0:
         return (0.0, 1.0)
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+    # the standard library's normal quantile (Wichura's AS241, within 2e-15 of scipy's):
+    # a canary's error gate runs this every second, and it needs nothing else from scipy
+    z = _NORMAL.inv_cdf(1.0 - alpha / 2.0)
     p = k / n
     z2n = z * z / n
     den = 1.0 + z2n
