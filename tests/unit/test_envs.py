@@ -97,7 +97,8 @@ def test_the_worker_lib_holds_only_the_workers_modules(tmp_path):
     envs = EnvManager(tmp_path)
     files = sorted(p.relative_to(envs.lib).as_posix() for p in envs.lib.rglob("*.py"))
     assert files == ["champion/__init__.py", "champion/runtime/__init__.py",
-                     "champion/runtime/frames.py", "champion/runtime/loader.py",
+                     "champion/runtime/frames.py", "champion/runtime/gcsettle.py",
+                     "champion/runtime/loader.py",
                      "champion/runtime/modelbit_shim.py", "champion/runtime/pickles.py",
                      "champion/runtime/protocol.py", "champion/runtime/worker.py",
                      "champion/runtime/zygote.py"]

@@ -62,7 +62,7 @@ def test_disabled_fork_servers_adopt_nothing() -> None:
 def test_settle_freezes_the_heap_and_raises_the_young_threshold() -> None:
     import gc
 
-    from champion import gcsettle
+    from champion.runtime import gcsettle
 
     before = gc.get_threshold()
     try:

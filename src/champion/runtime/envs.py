@@ -59,7 +59,7 @@ WORKER_DEPENDENCIES = ("cloudpickle", "orjson")
 # The worker's modules copied into runtime-lib/ (all import only the standard library,
 # orjson and cloudpickle; pandas only in DataFrame mode).
 WORKER_MODULES = ("__init__.py", "worker.py", "loader.py", "protocol.py", "frames.py",
-                  "modelbit_shim.py", "zygote.py", "pickles.py")
+                  "modelbit_shim.py", "zygote.py", "pickles.py", "gcsettle.py")
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;,#]+)\s*$")
 __all__ = ["EnvManager", "EnvPlan", "normalize", "plan_for", "requirement_name"]

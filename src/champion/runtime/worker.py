@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from champion import gcsettle
+from champion.runtime import gcsettle
 from champion.runtime import protocol as p
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS

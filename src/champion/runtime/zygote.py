@@ -32,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from champion import gcsettle
+from champion.runtime import gcsettle
 
 
 def _reap(_signum: int, _frame: Any) -> None:

@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from champion import gcsettle
 from champion.controller import Controller
 from champion.errors import ChampionError, MethodNotAllowed, NotFound
 from champion.events import EventWriter, RequestIds
 from champion.registry import Registry
+from champion.runtime import gcsettle
 from champion.runtime.base import create_runtime
 from champion.runtime.envs import EnvManager
 from champion.runtime.pool import Limits
