@@ -21,6 +21,18 @@ from champion.analysis.ttest import DEFAULT_ALPHA, Comparison, Effect, t_effect
 
 _NORMAL = NormalDist()
 
+
+def _normal_quantile(q: float) -> float:
+    """scipy's ``norm.ppf`` without scipy: the standard library inside (0, 1), and scipy's
+    values at the edges (±inf at 1 and 0, nan outside), which a test inversion reaches."""
+    if 0.0 < q < 1.0:
+        return _NORMAL.inv_cdf(q)
+    if q == 1.0:
+        return math.inf
+    if q == 0.0:
+        return -math.inf
+    return math.nan
+
 CIMethod = Literal["wald", "newcombe", "auto"]
 SMALL_COUNT = 10
 
@@ -31,7 +43,7 @@ def wilson_interval(k: int, n: int, alpha: float = DEFAULT_ALPHA) -> tuple[float
         return (0.0, 1.0)
     # the standard library's normal quantile (Wichura's AS241, within 2e-15 of scipy's):
     # a canary's error gate runs this every second, and it needs nothing else from scipy
-    z = _NORMAL.inv_cdf(1.0 - alpha / 2.0)
+    z = _normal_quantile(1.0 - alpha / 2.0)
     p = k / n
     z2n = z * z / n
     den = 1.0 + z2n
