@@ -123,8 +123,15 @@ def test_a_canary_goes_on_on_another_replica_when_its_controller_is_killed(tmp_p
         with servers[0].client() as c:
             c.deploy(stable, "killed")
             c.deploy(stable, "killed")
+            # What is tested is the controller's failover. The latency guardrail would compare
+            # the canary's last step, served by the two replicas left after the kill, with the
+            # control's intervals, served by three: on two shared cores that judged the
+            # canary 4x slower in some runs (same function on both arms), so it is off here
+            # (tests/e2e/test_canary.py tests the latency guardrail itself).
+            settings = {**FAST, "guardrails": {**FAST["guardrails"], "latency": False}}
             e = c.create_experiment("killed", "canary", {"stable": "killed:1",
-                                                         "canary": "killed:2"}, canary=FAST)
+                                                         "canary": "killed:2"},
+                                    canary=settings)
             with Traffic(servers, "killed") as traffic:
                 deadline = time.time() + 60
                 while "advance" not in actions(c.experiment(e["id"])):
@@ -140,7 +147,9 @@ def test_a_canary_goes_on_on_another_replica_when_its_controller_is_killed(tmp_p
                 stopped = wait_stopped(c2, e["id"], timeout=90)
             assert actions(stopped) == ["create", "start", "advance", "advance", "stop"], (
                 stopped["history"])
-            assert stopped["decision"]["action"] == "promote", stopped["history"][-1]
+            last = stopped["history"][-1]
+            assert stopped["decision"]["action"] == "promote", {
+                k: last.get(k) for k in ("action", "reason", "to_status", "detail")}
             report = c2.report(e["id"])
             assert [h["percent"] for h in report["history"]] == [10, 50, 100]
         second = leader([s for s in servers if s is not first])
