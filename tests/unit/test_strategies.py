@@ -154,7 +154,8 @@ def test_canary_promotes_after_the_last_step_or_holds_when_asked() -> None:
     at_100 = {**state, "step": 1, "percent": 100.0, "entered_at": 1010.0,
               "history": [{"entered_at": 1000.0}]}
     assert strategy.needs(settings, at_100, e, 1020.0)["baseline"] == {
-        "since": 1000.0, "until": 1010.0, "metrics": []}
+        "since": 1000.0, "until": 1010.0, "metrics": [],
+        "latency": {"width": 1.0, "q": 0.99, "min_samples": 5}}
     stats = {**window(0, 200, start=1010.0), "baseline": window(200, 0)["window"]}
     report = strategy.report(settings, at_100, e, stats, 1020.0, RNG)
     assert report["step"]["baseline"] == "previous step"

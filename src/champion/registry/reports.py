@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from champion.registry.experiments import loaded
+from champion.registry.windows import WINDOWS, LatencySpec
 from champion.store import Store
 from champion.strategies import SettingsError
 
@@ -115,12 +116,25 @@ def gather_units_since(store: Store, row: Mapping[str, Any], params: Mapping[str
 
 def gather_window(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],
                   ctx: Context) -> dict[str, Any]:
-    """Per arm over a time window: requests, errors, latency samples, feedback sums."""
-    until = params.get("until")
-    return store.arm_window(row["id"], row["endpoint"], float(params["since"]),
-                            list(params.get("metrics") or []),
-                            until=None if until is None else float(until),
-                            samples=int(params.get("samples", 20_000)))
+    """Per arm over a time window: requests, errors, feedback sums and, with ``latency``
+    ({"width", "q", "min_samples"}), the latency quantile per interval. Folded in once per
+    process and read incrementally (registry/windows.py): a canary asks every second."""
+    since = float(params["since"])
+    until = None if params.get("until") is None else float(params["until"])
+    lat = params.get("latency")
+    spec = None if not lat else LatencySpec(
+        width=float(lat["width"]), q=float(lat["q"]), min_samples=int(lat.get("min_samples", 1)),
+        cap=int(params.get("samples", 20_000)))
+    experiment = str(row["id"])
+    arms = list(row["config"]["variants"])
+    out: dict[str, Any] = WINDOWS.read(
+        str(store.engine.url), experiment, since, until, spec,
+        lambda a, b: store.arm_rows(experiment, arms, a, b))
+    metrics = store.arm_window_metrics(experiment, row["endpoint"], since,
+                                       list(params.get("metrics") or []), until=until)
+    for arm, data in out.items():
+        data["metrics"] = metrics.get(arm, {})
+    return out
 
 
 def gather_shadow_pairs(store: Store, row: Mapping[str, Any], params: Mapping[str, Any],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -263,57 +264,63 @@ class ExperimentStoreMixin(LeaseMixin):
 
     # ------------------------------------------------------------ report inputs
 
-    def arm_window(self, experiment_id: str, endpoint: str, since: float,
-                   metrics: list[str], *, until: float | None = None,
-                   samples: int = 20_000) -> dict[str, Row]:
-        """Per arm, over requests from ``since`` (to ``until``): requests, errors (5xx), the
-        ``(ts, latency_ms)`` of up to ``samples`` of the newest answered requests, and per
-        feedback metric the sum, sum of squares and whether every value was 0 or 1."""
+    def arm_rows(self, experiment_id: str, arms: Iterable[str], since: float,
+                 until: float | None = None, *, chunk: int = 20_000
+                 ) -> Iterator[list[tuple[str, float, int, float]]]:
+        """The experiment's logged requests of ``arms`` with ``since <= ts < until``, in
+        chunks, each arm's in order of time: ``(arm, ts, status, latency_ms)``. One range of
+        the (experiment, arm, ts) index per arm; what the canary's window cache folds in
+        once (registry/windows.py)."""
+        r = t.requests
+        with self.engine.connect() as conn:
+            for arm in arms:
+                q = (sa.select(r.c.arm, r.c.ts, r.c.status, r.c.latency_ms)
+                     .where(r.c.experiment == experiment_id, r.c.arm == arm, r.c.ts >= since,
+                            *([] if until is None else [r.c.ts < until]))
+                     .order_by(r.c.ts))
+                result = conn.execution_options(yield_per=chunk).execute(q)
+                for part in result.partitions():
+                    yield [tuple(x) for x in part]
+
+    def arm_window_metrics(self, experiment_id: str, endpoint: str, since: float,
+                           metrics: list[str], *, until: float | None = None
+                           ) -> dict[str, dict[str, Row]]:
+        """Per arm and feedback metric, over requests from ``since`` (to ``until``): the
+        sum, the sum of squares and whether every value was 0 or 1."""
+        if not metrics:
+            return {}
         r, f = t.requests, t.feedback
-        out: dict[str, Row] = {}
         in_window = [r.c.experiment == experiment_id, r.c.arm.is_not(None), r.c.ts >= since]
         if until is not None:
             in_window.append(r.c.ts < until)
+        sums = (sa.func.sum(f.c.value), sa.func.sum(f.c.value * f.c.value),
+                sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
+        wanted = [f.c.deployment == endpoint, f.c.metric.in_(metrics), f.c.value.is_not(None)]
+        # Feedback credited by what its request id carried (its log row may be lost), then
+        # feedback of ids that carried nothing, through the log.
+        arm = sa.func.coalesce(f.c.arm, r.c.arm)
+        served = sa.func.coalesce(f.c.served_at, r.c.ts)
+        when = [served >= since] + ([served < until] if until is not None else [])
+        by_id = (sa.select(arm, f.c.metric, *sums)
+                 .select_from(f.outerjoin(r, r.c.request_id == f.c.request_id))
+                 .where(f.c.experiment == experiment_id, *when, *wanted)
+                 .group_by(arm, f.c.metric))
+        by_log = (sa.select(r.c.arm, f.c.metric, *sums)
+                  .select_from(f.join(r, r.c.request_id == f.c.request_id))
+                  .where(f.c.experiment.is_(None), *in_window, *wanted)
+                  .group_by(r.c.arm, f.c.metric))
+        out: dict[str, dict[str, Row]] = defaultdict(dict)
         with self.engine.connect() as conn:
-            q = (sa.select(r.c.arm, sa.func.count(),
-                           sa.func.sum(sa.case((r.c.status >= 500, 1), else_=0)))
-                 .where(*in_window).group_by(r.c.arm))
-            for arm, n, errors in conn.execute(q):
-                out[arm] = {"requests": int(n), "errors": int(errors or 0), "latencies": [],
-                            "metrics": {}}
-            for arm, row in out.items():
-                q2 = (sa.select(r.c.ts, r.c.latency_ms)
-                      .where(*in_window[:1], r.c.arm == arm, *in_window[2:], r.c.status < 500)
-                      .order_by(r.c.ts.desc()).limit(samples))
-                row["latencies"] = [(float(ts), float(ms)) for ts, ms in conn.execute(q2)]
-            if metrics and out:
-                sums = (sa.func.sum(f.c.value), sa.func.sum(f.c.value * f.c.value),
-                        sa.func.sum(sa.case((f.c.value.in_([0.0, 1.0]), 0), else_=1)))
-                wanted = [f.c.deployment == endpoint, f.c.metric.in_(metrics),
-                          f.c.value.is_not(None)]
-                # Feedback credited by what its request id carried (its log row may be
-                # lost), then feedback of ids that carried nothing, through the log.
-                arm = sa.func.coalesce(f.c.arm, r.c.arm)
-                served = sa.func.coalesce(f.c.served_at, r.c.ts)
-                when = [served >= since] + ([served < until] if until is not None else [])
-                by_id = (sa.select(arm, f.c.metric, *sums)
-                         .select_from(f.outerjoin(r, r.c.request_id == f.c.request_id))
-                         .where(f.c.experiment == experiment_id, *when, *wanted)
-                         .group_by(arm, f.c.metric))
-                by_log = (sa.select(r.c.arm, f.c.metric, *sums)
-                          .select_from(f.join(r, r.c.request_id == f.c.request_id))
-                          .where(f.c.experiment.is_(None), *in_window, *wanted)
-                          .group_by(r.c.arm, f.c.metric))
-                for q3 in (by_id, by_log):
-                    for name, metric, total, total_sq, non_binary in conn.execute(q3):
-                        if name not in out:
-                            continue
-                        cell = out[name]["metrics"].setdefault(
-                            metric, {"sum": 0.0, "sum_sq": 0.0, "binary": True})
-                        cell["sum"] += float(total or 0.0)
-                        cell["sum_sq"] += float(total_sq or 0.0)
-                        cell["binary"] = cell["binary"] and not non_binary
-        return out
+            for q in (by_id, by_log):
+                for name, metric, total, total_sq, non_binary in conn.execute(q):
+                    if name is None:
+                        continue
+                    cell = out[name].setdefault(metric, {"sum": 0.0, "sum_sq": 0.0,
+                                                         "binary": True})
+                    cell["sum"] += float(total or 0.0)
+                    cell["sum_sq"] += float(total_sq or 0.0)
+                    cell["binary"] = cell["binary"] and not non_binary
+        return dict(out)
 
     def arm_units_since(self, experiment_id: str, since: float) -> dict[str, int]:
         """Per arm: distinct units with a request at or after ``since``."""

@@ -203,12 +203,17 @@ class Canary(Strategy[CanarySettings]):
               ) -> dict[str, dict[str, Any]]:
         entered = self._entered(state, exp, now)
         metrics = self._metric_names(settings, exp)
-        out = {"window": {"since": entered, "metrics": metrics}}
+        g = settings.guardrails.latency
+        # the latency per interval is summarised where the rows are read (once per row)
+        latency = None if g is None else {"width": settings.interval_seconds,
+                                          "q": g.percentile / 100.0,
+                                          "min_samples": g.min_samples}
+        out = {"window": {"since": entered, "metrics": metrics, "latency": latency}}
         history = state.get("history") or []
         if state["percent"] >= 100 and history:
             # No control traffic at 100 %: the control of the step before is the baseline.
             out["baseline"] = {"since": history[-1]["entered_at"], "until": entered,
-                               "metrics": metrics}
+                               "metrics": metrics, "latency": latency}
         return out
 
     def _metric_guards(self, settings: CanarySettings, exp: Experiment) -> list[MetricGuard]:
@@ -224,7 +229,7 @@ class Canary(Strategy[CanarySettings]):
                ) -> dict[str, Any]:
         control, candidate = exp.control, exp.candidates[0]
         window = stats.get("window") or {}
-        empty = {"requests": 0, "errors": 0, "latencies": [], "metrics": {}}
+        empty: dict[str, Any] = {"requests": 0, "errors": 0, "latencies": [], "metrics": {}}
         base, cand = window.get(control, empty), window.get(candidate, empty)
         entered = self._entered(state, exp, now)
         baseline_from = "concurrent"
@@ -330,10 +335,10 @@ class Canary(Strategy[CanarySettings]):
 
         name = f"latency_p{g.percentile:g}"
         q = g.percentile / 100.0
-        control = _interval_quantiles(base["latencies"], base_start, settings.interval_seconds,
-                                      q, g.min_samples)
-        canary = _interval_quantiles(cand["latencies"], entered, settings.interval_seconds, q,
-                                     g.min_samples)
+        control, overall_b = _latency_summary(base, base_start, settings.interval_seconds, q,
+                                              g.min_samples)
+        canary, overall_c = _latency_summary(cand, entered, settings.interval_seconds, q,
+                                             g.min_samples)
         intervals = min(len(control), len(canary))
         series = {
             "control": {"x": [base_start + i * settings.interval_seconds
@@ -342,8 +347,6 @@ class Canary(Strategy[CanarySettings]):
             "candidate": {"x": [entered + i * settings.interval_seconds for i in sorted(canary)],
                           "y": [canary[i] for i in sorted(canary)]},
         }
-        overall_c = _quantile([ms for _, ms in cand["latencies"]], q)
-        overall_b = _quantile([ms for _, ms in base["latencies"]], q)
         figures: dict[str, Any] = {"percentile": g.percentile, "intervals": intervals,
                                    "control_ms": overall_b, "candidate_ms": overall_c,
                                    "max_ratio": g.max_ratio, "max_ms": g.max_ms}
@@ -526,6 +529,18 @@ def _quantile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     return float(np.quantile(np.asarray(values, dtype=float), q, method="linear"))
+
+
+def _latency_summary(arm: Mapping[str, Any], start: float, width: float, q: float,
+                     min_samples: int) -> tuple[dict[int, float], float | None]:
+    """An arm's ``q`` quantile per interval and over the window: as the store's window
+    summarised it (``latency``), or from raw ``latencies`` [(ts, ms), ...]."""
+    summary = arm.get("latency")
+    if summary is not None:
+        return {int(i): float(v) for i, v in summary["intervals"].items()}, summary["overall"]
+    samples = arm.get("latencies") or []
+    return (_interval_quantiles(samples, start, width, q, min_samples),
+            _quantile([ms for _, ms in samples], q))
 
 
 def _interval_quantiles(samples: Sequence[Sequence[float]], start: float, width: float,
