@@ -333,26 +333,31 @@ class ExperimentStoreMixin(LeaseMixin):
             return {arm: int(n) for arm, n in conn.execute(q)}
 
     def arm_exposure(self, experiment_id: str) -> dict[str, Row]:
-        """Per arm: requests, units (a request without a unit is its own), errors, latency."""
-        r = t.requests
-        unit = sa.func.coalesce(r.c.unit, r.c.request_id)
-        q = (
-            sa.select(r.c.arm, sa.func.count(), sa.func.count(sa.distinct(unit)),
-                      sa.func.sum(sa.case((r.c.status >= 500, 1), else_=0)),
-                      sa.func.avg(r.c.latency_ms))
-            .where(r.c.experiment == experiment_id, r.c.arm.is_not(None))
-            .group_by(r.c.arm)
-        )
+        """Per arm: requests, units (a request without a unit is its own), errors, latency.
+
+        From the per-arm totals, units and latency histogram the log's writer keeps
+        (``arm_totals``, ``arm_units``, ``rollup_arms``), not from the log itself: a report
+        costs the same at the thousandth request and the hundred millionth."""
+        a, u, h = t.arm_totals, t.arm_units, t.rollup_arms
+        totals = (sa.select(a.c.arm, sa.func.sum(a.c.requests), sa.func.sum(a.c.errors),
+                            sa.func.sum(a.c.latency_sum), sa.func.sum(a.c.anonymous))
+                  .where(a.c.experiment == experiment_id).group_by(a.c.arm))
+        named = (sa.select(u.c.arm, sa.func.count()).where(u.c.experiment == experiment_id)
+                 .group_by(u.c.arm))
+        hist = (sa.select(h.c.arm, h.c.bin, sa.func.sum(h.c.count))
+                .where(h.c.experiment == experiment_id).group_by(h.c.arm, h.c.bin))
         out: dict[str, Row] = {}
+        bins: dict[str, dict[int, int]] = defaultdict(dict)
         with self.engine.connect() as conn:
-            for arm, n, units, errors, mean_ms in conn.execute(q):
-                out[arm] = {"requests": int(n), "units": int(units), "errors": int(errors or 0),
-                            "latency_ms": {"mean": float(mean_ms) if mean_ms else None}}
-            a = t.rollup_arms
-            bins: dict[str, dict[int, int]] = defaultdict(dict)
-            q2 = (sa.select(a.c.arm, a.c.bin, sa.func.sum(a.c.count))
-                  .where(a.c.experiment == experiment_id).group_by(a.c.arm, a.c.bin))
-            for arm, b, count in conn.execute(q2):
+            units = {arm: int(n) for arm, n in conn.execute(named)}
+            for arm, n, errors, latency_sum, anonymous in conn.execute(totals):
+                n = int(n or 0)
+                if not n:
+                    continue
+                out[arm] = {"requests": n, "units": int(anonymous or 0) + units.get(arm, 0),
+                            "errors": int(errors or 0),
+                            "latency_ms": {"mean": float(latency_sum) / n}}
+            for arm, b, count in conn.execute(hist):
                 bins[arm][b] = int(count)
         for arm, row in out.items():
             p50, p90, p99 = quantiles(bins.get(arm, {}), (0.5, 0.9, 0.99))

@@ -42,6 +42,13 @@ def _upsert(table: str, keys: tuple[str, ...], sums: tuple[str, ...], mark: str)
             + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in sums))
 
 
+# a unit seen again keeps the newest minute (retention drops units not seen since)
+_UNITS_UPSERT = ("INSERT INTO arm_units (experiment, arm, unit, minute) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (experiment, arm, unit) DO UPDATE SET minute = CASE WHEN "
+                 "excluded.minute > arm_units.minute THEN excluded.minute "
+                 "ELSE arm_units.minute END")
+
+
 def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
@@ -67,10 +74,21 @@ class LedgerMixin:
         minutes: dict[tuple[str, int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0])
         bins: dict[tuple[str, int, int, int], int] = defaultdict(int)
         arm_bins: dict[tuple[str, str, int, int], int] = defaultdict(int)
+        arm_totals: dict[tuple[str, str, int], list[float]] = defaultdict(
+            lambda: [0, 0, 0.0, 0])
+        arm_units: dict[tuple[str, str, str], int] = {}
         for r in rows:
-            if r.get("experiment") and r.get("arm"):
-                arm_bins[(r["experiment"], r["arm"], int(r["ts"] // 60) * 60,
-                          bin_of(r["latency_ms"]))] += 1
+            if r["experiment"] and r["arm"]:
+                exp_arm_minute = (r["experiment"], r["arm"], int(r["ts"] // 60) * 60)
+                arm_bins[(*exp_arm_minute, bin_of(r["latency_ms"]))] += 1
+                totals = arm_totals[exp_arm_minute]
+                totals[0] += 1
+                totals[1] += r["status"] >= 500
+                totals[2] += r["latency_ms"]
+                if r["unit"] is None:
+                    totals[3] += 1
+                else:  # rows come in order of time: the last one's minute is the newest
+                    arm_units[(r["experiment"], r["arm"], r["unit"])] = exp_arm_minute[2]
             key = (r["deployment"], r["version"] or 0, int(r["ts"] // 60) * 60)
             agg = minutes[key]
             agg[0] += 1
@@ -98,6 +116,13 @@ class LedgerMixin:
                     _upsert("rollup_arms", ("writer", "experiment", "arm", "minute", "bin"),
                             ("count",), mark),
                     [(writer, e, arm, mi, b, c) for (e, arm, mi, b), c in arm_bins.items()])
+                conn.exec_driver_sql(
+                    _upsert("arm_totals", ("writer", "experiment", "arm", "minute"),
+                            ("requests", "errors", "latency_sum", "anonymous"), mark),
+                    [(writer, e, arm, mi, *a) for (e, arm, mi), a in arm_totals.items()])
+            if arm_units:
+                conn.exec_driver_sql(_UNITS_UPSERT.replace("?", mark),
+                                     [(*k, mi) for k, mi in arm_units.items()])
 
     def _request_query(
         self,
@@ -393,7 +418,8 @@ class LedgerMixin:
             sids = sa.select(s.c.request_id).where(s.c.ts < cutoff).limit(batch).scalar_subquery()
             deleted += conn.execute(sa.delete(s).where(s.c.request_id.in_(sids))).rowcount or 0
         with self.write() as conn:
-            for table in (t.rollup_minutes, t.rollup_latency, t.rollup_arms):
+            for table in (t.rollup_minutes, t.rollup_latency, t.rollup_arms, t.arm_totals,
+                          t.arm_units):
                 deleted += conn.execute(
                     sa.delete(table).where(table.c.minute < minute)).rowcount or 0
         return deleted

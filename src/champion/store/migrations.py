@@ -372,6 +372,49 @@ def _v10_tokens_and_audit_log(op: Operations) -> None:
     op.create_index("ix_audit_log_ts", "audit_log", ["ts"])
 
 
+def _v11_arm_totals_and_units(op: Operations) -> None:
+    """Per-arm exposure kept as the log is written (an A/B report counted distinct units over
+    the experiment's log rows: seconds at a million requests, every timeline point), filled
+    here from the log an older release wrote."""
+    op.create_table(
+        "arm_totals",
+        sa.Column("experiment", sa.String(32), nullable=False),
+        sa.Column("arm", sa.String(64), nullable=False),
+        sa.Column("minute", sa.Integer, nullable=False),
+        sa.Column("writer", sa.String(16), nullable=False, server_default=""),
+        sa.Column("requests", sa.Integer, nullable=False),
+        sa.Column("errors", sa.Integer, nullable=False),
+        sa.Column("latency_sum", sa.Float, nullable=False),
+        sa.Column("anonymous", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("experiment", "arm", "minute", "writer",
+                                name="pk_arm_totals"),
+    )
+    op.create_table(
+        "arm_units",
+        sa.Column("experiment", sa.String(32), nullable=False),
+        sa.Column("arm", sa.String(64), nullable=False),
+        sa.Column("unit", sa.String(256), nullable=False),
+        sa.Column("minute", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("experiment", "arm", "unit", name="pk_arm_units"),
+    )
+    conn = op.get_bind()
+    # the minute of a (positive) timestamp: truncation on SQLite, floor on PostgreSQL
+    minute = ("CAST(FLOOR(ts / 60) AS INTEGER) * 60" if conn.dialect.name == "postgresql"
+              else "CAST(ts / 60 AS INTEGER) * 60")
+    logged = "FROM requests WHERE experiment IS NOT NULL AND arm IS NOT NULL"
+    conn.execute(sa.text(
+        "INSERT INTO arm_totals (experiment, arm, minute, writer, requests, errors, "
+        "latency_sum, anonymous) "
+        f"SELECT experiment, arm, {minute}, '', COUNT(*), "
+        "SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END), SUM(latency_ms), "
+        f"SUM(CASE WHEN unit IS NULL THEN 1 ELSE 0 END) {logged} "
+        f"GROUP BY experiment, arm, {minute}"))
+    conn.execute(sa.text(
+        f"INSERT INTO arm_units (experiment, arm, unit, minute) "
+        f"SELECT experiment, arm, unit, MAX({minute}) {logged} AND unit IS NOT NULL "
+        "GROUP BY experiment, arm, unit"))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -383,6 +426,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v8_version_status_and_origin,
     _v9_feedback_attribution,
     _v10_tokens_and_audit_log,
+    _v11_arm_totals_and_units,
 ]
 
 LATEST = len(STEPS)

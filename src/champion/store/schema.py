@@ -243,6 +243,32 @@ rollup_arms = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
 )
 
+# Per experiment and arm, what its report's exposure needs without reading the log: the
+# requests, server errors and latency sum per minute and writer (``anonymous``: requests
+# without a unit, each its own), and every named unit with the minute of its newest request
+# (retention drops both by minute, as it drops the log's rows).
+arm_totals = sa.Table(
+    "arm_totals",
+    metadata,
+    sa.Column("experiment", sa.String(32), primary_key=True),
+    sa.Column("arm", sa.String(64), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True),
+    sa.Column("writer", sa.String(16), primary_key=True, server_default=""),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("errors", sa.Integer, nullable=False),
+    sa.Column("latency_sum", sa.Float, nullable=False),
+    sa.Column("anonymous", sa.Integer, nullable=False),
+)
+
+arm_units = sa.Table(
+    "arm_units",
+    metadata,
+    sa.Column("experiment", sa.String(32), primary_key=True),
+    sa.Column("arm", sa.String(64), primary_key=True),
+    sa.Column("unit", sa.String(256), primary_key=True),
+    sa.Column("minute", sa.Integer, nullable=False),
+)
+
 # API tokens besides the admin token: only a hash of each is kept (shown once at creation).
 tokens = sa.Table(
     "tokens",
