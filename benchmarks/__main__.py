@@ -27,9 +27,9 @@ DEFAULT_SYSTEMS = ("floor,floor-2w,champion,champion-nolog,champion-ab,champion-
                    "champion-ranker,champion-interleave,champion-replicas,champion-ray,rayserve,"
                    "mlflow,bentoml")
 QUICK: dict[str, Any] = {"systems": "floor,champion", "repeats": 1, "duration": 2, "warmup": 1,
-         "concurrency": "8", "raw_seconds": 0.5}
+         "concurrency": "8", "raw_seconds": 0.5, "pair_rounds": 0}
 FULL: dict[str, Any] = {"systems": DEFAULT_SYSTEMS, "repeats": 3, "duration": 3, "warmup": 1,
-        "concurrency": "1,8,64", "raw_seconds": 1.5}
+        "concurrency": "1,8,64", "raw_seconds": 1.5, "pair_rounds": 5}
 
 
 def _ints(text: str) -> list[int]:
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="request kinds: single (1 row), batch (100 rows) [single,batch]")
     p.add_argument("--raw-seconds", type=float,
                    help="seconds of sequential single requests for the raw latency [1.5]")
+    p.add_argument("--pair-rounds", type=int,
+                   help="alternating rounds per paired figure (the targets' ratios measured "
+                        "with both systems up, the idle one stopped), 0 for none [5; quick 0]")
     p.add_argument("--install-timeout", type=float, default=600.0,
                    help="seconds allowed for each first-time virtualenv install [600]")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         install_timeout=args.install_timeout,
         quick=args.quick,
         keep_work=args.keep_work,
+        pair_rounds=defaults["pair_rounds"] if args.pair_rounds is None else args.pair_rounds,
     )
     try:
         runner = Runner(opts)

@@ -41,6 +41,7 @@ class Options:
     install_timeout: float
     quick: bool
     keep_work: bool = False
+    pair_rounds: int = 0
 
 
 def log(msg: str) -> None:
@@ -170,6 +171,15 @@ class Runner:
                     except (StartFailed, RuntimeError, OSError, ValueError, KeyError) as exc:
                         entry.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
                         log(f"FAILED {system.name}: {exc}")
+            if opts.pair_rounds > 0:
+                from benchmarks.pairs import run_pairs
+
+                ran = {n for n, e in results["systems"].items()
+                       if e["status"] == "ok" and e["runs"]}
+                log(f"paired figures: {opts.pair_rounds} alternating rounds of "
+                    f"{opts.duration} s each")
+                results["pairs"] = run_pairs(self, ctx, ran, opts.pair_rounds, opts.duration,
+                                             log)
         finally:
             if not opts.keep_work:
                 _rmtree(work)

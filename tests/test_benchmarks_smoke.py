@@ -50,3 +50,36 @@ def test_quick_benchmark_measures_floor_and_champion(tmp_path: Path) -> None:
             assert point["p50_ms"] > 0
     assert summary["champion"]["start"]["deploy_first_answer_s"] > 0
     assert summary["champion"]["raw_single_p50_s"] > 0
+
+
+@pytest.mark.timeout(150)
+def test_paired_figures_alternate_rounds_and_leave_nothing_running(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: apt-get update && apt-get install -y wrk")
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--systems", "floor,champion", "--repeats", "1",
+         "--duration", "1", "--concurrency", "8", "--requests", "single", "--raw-seconds",
+         "0.3", "--pair-rounds", "2", "--out", str(out), "--keep-work"],
+        cwd=REPO, capture_output=True, text=True, timeout=140,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CHAMPION_")},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "latest.json").read_text())
+    pair = results["pairs"]["one request at a time: champion p50 ÷ floor p50, c=1"]
+    assert pair["system"] == "champion" and pair["base"] == "floor"
+    assert len(pair["ratios"]) == 2 and len(pair["values"]["base"]) == 2
+    assert all(r > 0 for r in pair["ratios"])
+    assert pair["median"] == sorted(pair["ratios"])[0] + (
+        sorted(pair["ratios"])[1] - sorted(pair["ratios"])[0]) / 2
+    # the pairs whose systems were not run are left out, not guessed
+    assert set(results["pairs"]) == {"one request at a time: champion p50 ÷ floor p50, c=1"}
+    assert "| one request at a time: champion p50 ÷ floor p50, c=1 |" in (
+        out / "latest.md").read_text()
+    # every server the pairs started (and stopped with SIGSTOP between rounds) is gone
+    work = next(line.split("work directory ", 1)[1].strip()
+                for line in proc.stderr.splitlines() if "work directory " in line)
+    logs = list(Path(work).glob("pair-*.log"))
+    assert {p.name for p in logs} == {"pair-floor.log", "pair-champion.log"}
+    leftover = subprocess.run(["pgrep", "-f", work], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", leftover.stdout
