@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmarks import loadgen, procmem
-from benchmarks.systems import SYSTEMS, Context, StartFailed, System
+from benchmarks.systems import Context, StartFailed, System
 
 if TYPE_CHECKING:
     from benchmarks.runner import Runner
@@ -138,9 +138,10 @@ def measure(runner: Runner, live: _Live, pair: Pair, ctx: Context, seconds: int)
     return point.rps if pair.metric == "rps" else point.p50_ms
 
 
-def run_pairs(runner: Runner, ctx: Context, available: set[str], rounds: int, seconds: int,
-              log: Callable[[str], None]) -> dict[str, Any]:
-    """Every pair whose two systems ran in the main table, in alternating rounds."""
+def run_pairs(runner: Runner, ctx: Context, available: dict[str, System], rounds: int,
+              seconds: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Every pair whose two systems ran in the main table (``available``: their prepared
+    instances), in alternating rounds. A pair that fails is reported, never the run lost."""
     todo = [p for p in PAIRS if p.system in available and p.base in available]
     out: dict[str, Any] = {}
     live: dict[str, _Live] = {}
@@ -149,8 +150,8 @@ def run_pairs(runner: Runner, ctx: Context, available: set[str], rounds: int, se
             for name in (pair.base, pair.system):
                 if name not in live:
                     try:
-                        live[name] = _Live(runner, SYSTEMS[name](), ctx, f"pair-{name}")
-                    except (StartFailed, RuntimeError, OSError, ValueError) as exc:
+                        live[name] = _Live(runner, available[name], ctx, f"pair-{name}")
+                    except Exception as exc:  # one pair, not the run
                         log(f"pair {pair.label}: {name} did not start: {exc}")
                         break
                     live[name].pause()
@@ -158,22 +159,29 @@ def run_pairs(runner: Runner, ctx: Context, available: set[str], rounds: int, se
                 out[pair.label] = {"error": "a system did not start"}
                 continue
             a, b = live[pair.system], live[pair.base]
-            for x in (a, b):  # warm both at this pair's load
-                x.resume()
-                measure(runner, x, pair, ctx, 1)
-                x.pause()
             ratios: list[float] = []
             values: dict[str, list[float]] = {"system": [], "base": []}
-            for r in range(rounds):
-                got = {}
-                for role in (("system", "base") if r % 2 == 0 else ("base", "system")):
-                    x = a if role == "system" else b
+            try:
+                for x in (a, b):  # warm both at this pair's load
                     x.resume()
-                    time.sleep(0.2)
-                    got[role] = measure(runner, x, pair, ctx, seconds)
+                    measure(runner, x, pair, ctx, 1)
                     x.pause()
-                    values[role].append(got[role])
-                ratios.append(got["system"] / got["base"] if got["base"] else float("nan"))
+                for r in range(rounds):
+                    got = {}
+                    for role in (("system", "base") if r % 2 == 0 else ("base", "system")):
+                        x = a if role == "system" else b
+                        x.resume()
+                        time.sleep(0.2)
+                        got[role] = measure(runner, x, pair, ctx, seconds)
+                        x.pause()
+                        values[role].append(got[role])
+                    ratios.append(got["system"] / got["base"] if got["base"] else float("nan"))
+            except Exception as exc:  # one pair, not the run
+                log(f"pair {pair.label}: {type(exc).__name__}: {exc}")
+                out[pair.label] = {"error": f"{type(exc).__name__}: {exc}"}
+                for x in (a, b):
+                    x.pause()
+                continue
             out[pair.label] = {"system": pair.system, "base": pair.base, "metric": pair.metric,
                                "connections": pair.connections, "kind": pair.kind,
                                "ratios": ratios, "values": values,

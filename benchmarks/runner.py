@@ -174,8 +174,9 @@ class Runner:
             if opts.pair_rounds > 0:
                 from benchmarks.pairs import run_pairs
 
-                ran = {n for n, e in results["systems"].items()
-                       if e["status"] == "ok" and e["runs"]}
+                ran = {s.name: s for s in systems
+                       if results["systems"][s.name]["status"] == "ok"
+                       and results["systems"][s.name]["runs"]}
                 log(f"paired figures: {opts.pair_rounds} alternating rounds of "
                     f"{opts.duration} s each")
                 results["pairs"] = run_pairs(self, ctx, ran, opts.pair_rounds, opts.duration,
