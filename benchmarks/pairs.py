@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from benchmarks.runner import Runner
 
 
+# after SIGCONT: the resumed server's timers that came due while it was stopped (its log
+# writer's flush, the controller's pass, the registry's poll) run before the round starts
+SETTLE_S = 1.0
+
+
 @dataclass(frozen=True)
 class Pair:
     """``system`` ÷ ``base`` in ``metric`` ("rps": wrk's answers a second, "p50": wrk's
@@ -171,7 +176,7 @@ def run_pairs(runner: Runner, ctx: Context, available: dict[str, System], rounds
                     for role in (("system", "base") if r % 2 == 0 else ("base", "system")):
                         x = a if role == "system" else b
                         x.resume()
-                        time.sleep(0.2)
+                        time.sleep(SETTLE_S)
                         got[role] = measure(runner, x, pair, ctx, seconds)
                         x.pause()
                         values[role].append(got[role])
