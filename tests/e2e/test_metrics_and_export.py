@@ -67,7 +67,9 @@ def test_metrics_report_requests_errors_latency_feedback_and_accuracy(client, tr
         # A few seconds of traffic fall in at most two 5-minute buckets, on the bucket grid.
         assert 1 <= len(buckets) <= 2
         assert all(b["start"] % 300 == 0 and b["requests"] > 0 for b in buckets)
-        assert sum(b["feedback"]["reward"]["count"] for b in buckets) == 20
+        # (a bucket without rewards has none: traffic that straddles a bucket's edge can
+        # leave its rewards all in the next one)
+        assert sum(b["feedback"].get("reward", {}).get("count", 0) for b in buckets) == 20
 
 
 def test_metrics_reject_bad_parameters(client, traffic):
