@@ -119,6 +119,9 @@ def logout(url: str | None) -> None:
 @click.option("--file", "-f", "files", multiple=True, type=click.Path(exists=True),
               help="Extra file to ship with the version (repeatable; FILE.py form).")
 @click.option("--workers", type=int, default=None, help="Worker processes for this deployment.")
+@click.option("--max-workers", type=int, default=None,
+              help="Above --workers: autoscale up to this many workers while calls queue "
+              "and a core is idle.")
 @click.option("--timeout", type=float, default=None, help="Call timeout in seconds.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Seconds before idle workers are stopped.")
@@ -130,8 +133,8 @@ def logout(url: str | None) -> None:
 @handle_errors
 def deploy(target: str, name: str | None, packages: tuple[str, ...], requirements: str | None,
            python_version: str | None, files: tuple[str, ...], workers: int | None,
-           timeout: float | None, idle_timeout: float | None, batch_max_size: int | None,
-           wait: bool, url: str, token: str | None) -> None:
+           max_workers: int | None, timeout: float | None, idle_timeout: float | None,
+           batch_max_size: int | None, wait: bool, url: str, token: str | None) -> None:
     """Deploy FILE.py:FUNCTION, or a deployment FOLDER, as a new version.
 
     A FOLDER is in Modelbit's git layout: source.py with the main function, metadata.yaml
@@ -151,8 +154,8 @@ def deploy(target: str, name: str | None, packages: tuple[str, ...], requirement
                   "has its files, requirements.txt and metadata.yaml's pythonVersion")
         version = client.deploy_folder(
             folder, name, python_packages=list(packages) or None, workers=workers,
-            timeout=timeout, idle_timeout=idle_timeout, batch_max_size=batch_max_size,
-            wait=wait, progress=_progress)
+            max_workers=max_workers, timeout=timeout, idle_timeout=idle_timeout,
+            batch_max_size=batch_max_size, wait=wait, progress=_progress)
     else:
         path_text, sep, fn_name = target.rpartition(":")
         if not sep or not path_text.endswith(".py"):
@@ -183,8 +186,8 @@ def deploy(target: str, name: str | None, packages: tuple[str, ...], requirement
         version = client.deploy(
             fn, name, python_packages=packages or None, requirements_txt_path=requirements,
             python_version=python_version, extra_files=list(files) or None,
-            workers=workers, timeout=timeout, idle_timeout=idle_timeout,
-            batch_max_size=batch_max_size, root=path.parent, wait=wait,
+            workers=workers, max_workers=max_workers, timeout=timeout,
+            idle_timeout=idle_timeout, batch_max_size=batch_max_size, root=path.parent, wait=wait,
             progress=_progress)
     for warning in version.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)

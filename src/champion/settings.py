@@ -85,6 +85,14 @@ SETTINGS: tuple[Setting, ...] = (
         600.0,
         "Seconds after which an idle version's worker processes are stopped.",
     ),
+    Setting(
+        "scale_down_seconds",
+        float,
+        30.0,
+        "Seconds an autoscaled worker (above a version's workers, up to its max_workers) may "
+        "sit without a call before it stops.",
+        low=0, high=1e6,
+    ),
     Setting("max_body_bytes", int, 10 * 1024 * 1024, "Largest request body accepted (413)."),
     Setting(
         "log_payload_bytes",
@@ -250,6 +258,7 @@ class Config:
     timeout: float = 30.0
     workers: int = 1
     idle_timeout: float = 600.0
+    scale_down_seconds: float = 30.0
     max_body_bytes: int = 10 * 1024 * 1024
     log_payload_bytes: int = 65536
     log_flush_ms: int = 100

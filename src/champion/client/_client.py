@@ -141,6 +141,7 @@ class Client:
         tags: Iterable[str] | None = None,
         environment: str = "auto",
         workers: int | None = None,
+        max_workers: int | None = None,
         timeout: float | None = None,
         idle_timeout: float | None = None,
         batch_max_size: int | None = None,
@@ -166,6 +167,10 @@ class Client:
         ``dataframe_mode=True`` with ``example_dataframe=df``: the function takes one pandas
         DataFrame; a batch of ``[id, {column: value}]`` rows becomes one DataFrame with the
         example's columns and dtypes.
+
+        ``max_workers`` above ``workers``: the version's workers grow up to that many while
+        its calls queue and a core is idle, and shrink back when they are not needed
+        (docs/runtime.md#autoscaling).
 
         ``batch_max_size`` > 1 turns on adaptive micro-batching: ``fn`` then takes a list of
         inputs and returns a list of outputs, and concurrent requests share calls.
@@ -232,7 +237,8 @@ class Client:
             "signature": cap.signature,
             **manifest_extra,
         }
-        config = {"workers": workers, "timeout": timeout, "idle_timeout": idle_timeout,
+        config = {"workers": workers, "max_workers": max_workers, "timeout": timeout,
+                  "idle_timeout": idle_timeout,
                   "batch_max_size": batch_max_size, "batch_max_wait_ms": batch_max_wait_ms}
         version = self.deploy_manifest(
             name or cap.function_name, manifest, blobs, source=cap.source,
@@ -282,6 +288,7 @@ class Client:
         *,
         python_packages: Iterable[str] | None = None,
         workers: int | None = None,
+        max_workers: int | None = None,
         timeout: float | None = None,
         idle_timeout: float | None = None,
         batch_max_size: int | None = None,
@@ -295,7 +302,8 @@ class Client:
         from champion.capture.folder import read_folder
 
         folder = read_folder(path, name, list(python_packages or ()))
-        config = {"workers": workers, "timeout": timeout, "idle_timeout": idle_timeout,
+        config = {"workers": workers, "max_workers": max_workers, "timeout": timeout,
+                  "idle_timeout": idle_timeout,
                   "batch_max_size": batch_max_size}
         version = self.deploy_manifest(
             folder.name, folder.manifest, folder.blobs, source=folder.source,

@@ -96,7 +96,8 @@ class BaseRuntime(abc.ABC):
 
 def create_runtime(kind: str, artifacts: Path, *, idle_timeout: float, fork_server: bool,
                    preload: tuple[str, ...], ray_address: str = "",
-                   ray_replica_cpus: float = 1.0, limits: Limits | None = None) -> BaseRuntime:
+                   ray_replica_cpus: float = 1.0, limits: Limits | None = None,
+                   scale_down_seconds: float = 30.0) -> BaseRuntime:
     """The runtime named by the ``runtime`` setting."""
     if kind == "ray":
         from champion.runtime.rayserve import RayRuntime
@@ -107,4 +108,4 @@ def create_runtime(kind: str, artifacts: Path, *, idle_timeout: float, fork_serv
     from champion.runtime.pool import Runtime
 
     return Runtime(artifacts, idle_timeout=idle_timeout, fork_server=fork_server,
-                   preload=preload, limits=limits)
+                   preload=preload, limits=limits, scale_down_seconds=scale_down_seconds)

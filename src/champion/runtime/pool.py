@@ -37,6 +37,7 @@ from champion.errors import (
     WorkerCrashed,
 )
 from champion.runtime import protocol as p
+from champion.runtime.autoscale import Autoscaler
 from champion.runtime.base import BaseRuntime, VersionKey
 from champion.runtime.batching import Batcher
 from champion.runtime.forks import Zygote, ZygoteError, Zygotes
@@ -85,7 +86,7 @@ class PoolSpec:
     key: VersionKey
     manifest: dict[str, Any]
     workers: int = 1
-    max_workers: int | None = None  # > workers: autoscaled between the two (Ray runtime)
+    max_workers: int | None = None  # > workers: autoscaled between the two
     timeout: float = 30.0
     idle_timeout: float | None = None
     load_timeout: float = 120.0
@@ -118,6 +119,7 @@ class Worker:
         self._timer: asyncio.TimerHandle | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self.workdir: str | None = None  # where its version's files are written
+        self.last_active = time.monotonic()  # its last call's end (autoscaling stops extras)
 
     async def start(self, artifacts: Path, load_timeout: float) -> None:
         spec = self.pool.spec
@@ -374,6 +376,9 @@ class VersionPool:
         self.calls = 0
         self._tasks: set[asyncio.Future[None]] = set()
         self.batcher: Batcher | None = None
+        # this autoscaling window's calls, and those that found no idle worker
+        self._window_calls = 0
+        self._window_queued = 0
 
     @property
     def zygote(self) -> Zygote | None:
@@ -426,6 +431,44 @@ class VersionPool:
         self.load_error = None
         self.workers.append(worker)
         self._dispatch()
+
+    # -------------------------------------------------------------- autoscaling
+
+    @property
+    def scalable(self) -> bool:
+        """Whether the autoscaler may add workers above ``spec.workers``."""
+        return self.spec.max_workers is not None and self.spec.max_workers > self.spec.workers
+
+    def take_window(self) -> tuple[int, int]:
+        """The calls since the last call of this, and how many of them queued."""
+        out = (self._window_calls, self._window_queued)
+        self._window_calls = self._window_queued = 0
+        return out
+
+    def can_grow(self) -> bool:
+        return (self.scalable and not self.starting and self.load_error is None
+                and len(self.workers) < (self.spec.max_workers or 0))
+
+    def grow(self) -> None:
+        """Start one more worker (the autoscaler's; ``fill`` keeps only the floor)."""
+        self.starting += 1
+        self.track(asyncio.ensure_future(self._start_one()))
+
+    def shrink_idle(self, now: float, idle_for: float) -> None:
+        """Stop the workers above ``spec.workers`` that had no call for ``idle_for`` s."""
+        extra = len(self.workers) - self.spec.workers
+        for worker in sorted(self.workers, key=lambda w: w.last_active):
+            if extra <= 0:
+                return
+            if worker.inflight == 0 and now - worker.last_active > idle_for:
+                self.retire(worker)
+                extra -= 1
+
+    def retire(self, worker: Worker) -> None:
+        """Stop a worker on purpose (not counted as a restart)."""
+        if worker in self.workers:
+            self.workers.remove(worker)
+        worker.kill()
 
     def worker_exited(self, worker: Worker) -> None:
         if worker in self.workers:
@@ -480,6 +523,7 @@ class VersionPool:
 
     def release(self, worker: Worker) -> None:
         worker.inflight -= 1
+        worker.last_active = time.monotonic()
         if worker.dead:
             if not self.closed and self.waiters:
                 self.fill()
@@ -490,9 +534,9 @@ class VersionPool:
         """Take a changed spec (worker count, timeouts) without disturbing running calls."""
         self.spec = spec
         for worker in [w for w in self.workers if w.inflight == 0]:
-            if len(self.workers) <= spec.workers:
+            if len(self.workers) <= max(spec.workers, spec.max_workers or 0):
                 break
-            worker.kill()
+            self.retire(worker)
         self._dispatch()
 
     # -------------------------------------------------------------- calls
@@ -502,14 +546,18 @@ class VersionPool:
         waiting for a worker (503 past it), in line at the worker (503) and running (504)."""
         self.last_used = time.monotonic()
         self.calls += 1
+        self._window_calls += 1
         limit = timeout or self.spec.timeout
         deadline = asyncio.get_running_loop().time() + limit
         worker = None
         if not self.waiters:
             worker = self._free_worker()
             if worker is not None:
+                if worker.inflight:
+                    self._window_queued += 1  # behind another call at that worker
                 worker.inflight += 1
         if worker is None:
+            self._window_queued += 1
             loading = not self.workers
             try:
                 worker = await asyncio.wait_for(self.acquire(), limit)
@@ -547,6 +595,7 @@ class VersionPool:
         return {
             "version": self.label,
             "workers": [w.pid for w in self.workers],
+            "max_workers": self.spec.max_workers if self.scalable else None,
             "inflight": self.inflight,
             "batching": self.batcher.status() if self.batcher else None,
             "waiting": len(self.waiters),
@@ -564,7 +613,7 @@ class Runtime(BaseRuntime):
 
     def __init__(self, artifacts: Path, idle_timeout: float = 600.0, *,
                  fork_server: bool = True, preload: tuple[str, ...] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, scale_down_seconds: float = 30.0) -> None:
         self.artifacts = artifacts
         self.limits = limits or Limits()
         self.idle_timeout = idle_timeout
@@ -579,10 +628,14 @@ class Runtime(BaseRuntime):
         self.background: dict[VersionKey, VersionPool] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # a pool came or changed: the reaper re-plans
+        # versions with max_workers above workers grow while their calls queue (autoscale.py)
+        self.autoscaler = Autoscaler(lambda: [p for _, _, p in self._all()],
+                                     scale_down_seconds=scale_down_seconds)
 
     def start(self) -> None:
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle())
+        self.autoscaler.start()
         if self.preload and self._prewarm is None:
             self._prewarm = asyncio.create_task(self._start_fork_server())
 
@@ -685,6 +738,7 @@ class Runtime(BaseRuntime):
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
+        await self.autoscaler.close()
         for key in self.versions():
             await self.stop(key)
         self.zygotes.close()
