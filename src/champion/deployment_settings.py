@@ -83,7 +83,7 @@ DEPLOYMENT_SETTINGS: tuple[DeploymentSetting, ...] = (
                       0, 10_000_000, low_open=True, overrides="idle_timeout"),
     DeploymentSetting("max_workers", int, "Above workers: autoscale between workers and this "
                       "many (local: while calls queue and a core is idle; Ray: Serve's "
-                      "replicas).", 1, 1024),
+                      "replicas).", 1, 1024, overrides="max_workers"),
     DeploymentSetting("log_sample_rate", float, "Share (0..1) of requests whose input and "
                       "output are stored in the log.", 0, 1),
     DeploymentSetting("log_payload_bytes", int, "Largest input or output stored in the log "

@@ -86,6 +86,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds after which an idle version's worker processes are stopped.",
     ),
     Setting(
+        "max_workers",
+        int,
+        0,
+        "Default max_workers of every version: above its workers, its workers grow to this "
+        "many while calls queue and a core is idle (docs/runtime.md#autoscaling). 0: off.",
+        low=0, high=1024,
+    ),
+    Setting(
         "scale_down_seconds",
         float,
         30.0,
@@ -258,6 +266,7 @@ class Config:
     timeout: float = 30.0
     workers: int = 1
     idle_timeout: float = 600.0
+    max_workers: int = 0
     scale_down_seconds: float = 30.0
     max_body_bytes: int = 10 * 1024 * 1024
     log_payload_bytes: int = 65536

@@ -27,7 +27,8 @@ def waits(x):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def scaling_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("autoscale"), extra_args=["--scale-down-seconds", "2"])
+    srv = Server(tmp_path_factory.mktemp("autoscale"), extra_args=["--scale-down-seconds", "2",
+                                                                  "--max-workers", "2"])
     srv.start()
     yield srv
     srv.stop()
@@ -84,12 +85,21 @@ def test_a_version_that_waits_grows_to_max_workers_and_shrinks_back(
         assert c.predict("waiter", 7) == 7
 
 
-def test_without_max_workers_a_version_keeps_its_workers(scaling_server: Server) -> None:
+def test_max_workers_not_above_workers_keeps_them_fixed(scaling_server: Server) -> None:
     with scaling_server.client() as c:
-        c.deploy(waits, "fixed", workers=1)
+        c.deploy(waits, "fixed", workers=1, max_workers=1)  # its own value beats the server's
     _load(scaling_server, "fixed", threads=6, seconds=2.0)
     pool = _pool(scaling_server, "fixed")
     assert len(pool["workers"]) == 1 and pool["max_workers"] is None, pool
+
+
+def test_the_server_default_applies_to_a_version_without_its_own(scaling_server: Server
+                                                                  ) -> None:
+    with scaling_server.client() as c:
+        c.deploy(waits, "defaulted")
+    _load(scaling_server, "defaulted", threads=6, seconds=2.5)
+    pool = _pool(scaling_server, "defaulted")
+    assert len(pool["workers"]) == 2 and pool["max_workers"] == 2, pool
 
 
 def test_max_workers_is_shown_and_set_from_the_cli(scaling_server: Server, tmp_path: Path

@@ -160,7 +160,7 @@ async def deploy(request: Request) -> Response:
     if body.get("validate", True):
         spec = PoolSpec(key=provisional, manifest=manifest, workers=workers, timeout=timeout,
                         idle_timeout=config.get("idle_timeout"),
-                        max_workers=config.get("max_workers"))
+                        max_workers=config.get("max_workers", st.config.max_workers or None))
         try:
             await st.runtime.warm(spec)
         except ChampionError as exc:

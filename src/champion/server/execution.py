@@ -50,7 +50,7 @@ class Executor:
                 key=key,
                 manifest=target.manifest,
                 workers=max(1, int(cfg.get("workers", self.config.workers))),
-                max_workers=cfg.get("max_workers"),
+                max_workers=cfg.get("max_workers", self.config.max_workers or None),
                 timeout=float(cfg.get("timeout", self.config.timeout)),
                 idle_timeout=cfg.get("idle_timeout"),
                 batch_max_size=int(cfg.get("batch_max_size", 0)),
