@@ -24,7 +24,8 @@ except ImportError as exc:  # run outside champion's environment: say so in one 
 
 DEFAULT_SYSTEMS = ("floor,floor-2w,champion,champion-nolog,champion-ab,champion-canary,"
                    "champion-bandit,champion-shadow,champion-shadow10,champion-batched,"
-                   "champion-ranker,champion-interleave,champion-replicas,champion-ray,rayserve,"
+                   "champion-ranker,champion-interleave,champion-ranker-io,champion-interleave-io,"
+                   "champion-replicas,champion-ray,rayserve,"
                    "mlflow,bentoml")
 QUICK: dict[str, Any] = {"systems": "floor,champion", "repeats": 1, "duration": 2, "warmup": 1,
          "concurrency": "8", "raw_seconds": 0.5, "pair_rounds": 0}

@@ -71,6 +71,8 @@ PAIRS: list[Pair] = [
          "champion"),
     Pair("interleaved p50 ÷ one ranker's p50, c=8", "le", 1.3, "champion-interleave",
          "champion-ranker", metric="p50"),
+    Pair("interleaved p50 ÷ one ranker's p50, rankers waiting 5 ms, c=1", "le", 1.3,
+         "champion-interleave-io", "champion-ranker-io", metric="raw_p50", connections=1),
 ]
 
 
