@@ -129,3 +129,25 @@ def test_shadow_health_rates() -> None:
     h = ShadowHealth(mirrored=200, errors=4, timeouts=2, unmatched=10)
     assert (h.shadow_error_rate, h.shadow_timeout_rate, h.unmatched_rate) == (0.02, 0.01, 0.05)
     assert math.isnan(ShadowHealth(0, 0, 0, 0).shadow_error_rate)
+
+
+def test_the_tail_bootstrap_draws_the_same_ci_as_resampling_every_pair() -> None:
+    # the p99 ratio's bootstrap drawn from the two tails only must have the distribution of
+    # the full resampling: over seeds, the CI bounds agree in mean within their spread
+    from champion.analysis.shadow import _bootstrap_p99_ratio, _bootstrap_p99_ratio_full
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    p = rng.lognormal(0, 0.5, n)
+    s = p * rng.lognormal(0.05, 0.1, n)
+    tail = np.array([_bootstrap_p99_ratio(p, s, 300, 0.1, np.random.default_rng(k))
+                     for k in range(16)])
+    full = np.array([_bootstrap_p99_ratio_full(p, s, 300, 0.1, np.random.default_rng(k + 50))
+                     for k in range(16)])
+    spread = full.std(axis=0)
+    assert np.all(np.abs(tail.mean(axis=0) - full.mean(axis=0)) < 2 * spread), (tail, full)
+    assert np.all(tail.std(axis=0) < 2 * spread + 1e-9)
+    # and on a sample large enough for the tails to matter, it stays exact in ties
+    q = np.round(p, 1)  # many ties at the top
+    lo, hi = _bootstrap_p99_ratio(q, q, 200, 0.05, np.random.default_rng(0))
+    assert lo == hi == 1.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from champion.routing.base import (
@@ -24,7 +24,7 @@ from champion.routing.base import (
     UniformSource,
     register_policy,
 )
-from champion.routing.hashing import u01
+from champion.routing.hashing import hash_u64
 
 SampleBy = Literal["request", "unit"]
 
@@ -39,6 +39,9 @@ class ShadowPolicy(RoutingPolicy):
     percents: tuple[float, ...]
     salt: str
     sample_by: SampleBy = "request"
+    # every shadow at 100 %: each request is mirrored to all, whatever its draw (u < 1)
+    _always: tuple[str, ...] | None = field(default=None, init=False, repr=False,
+                                            compare=False)
 
     def __post_init__(self) -> None:
         shadows = tuple(self.shadows)
@@ -56,6 +59,8 @@ class ShadowPolicy(RoutingPolicy):
             raise ValueError("sample_by must be 'request' or 'unit'")
         object.__setattr__(self, "shadows", shadows)
         object.__setattr__(self, "percents", percents)
+        object.__setattr__(self, "_always", shadows if all(p >= 100.0 for p in percents)
+                           else None)
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -66,11 +71,16 @@ class ShadowPolicy(RoutingPolicy):
         """The request's uniform draw: hashed from its key, or from ``rng`` when it has none."""
         key = request.unit_id if self.sample_by == "unit" else request.request_id
         if key:
-            return u01(self.salt, key.replace("|", "%7C"), "shadow")
+            # u01(salt, key, "shadow") written out: the salt has no "|" (checked above) and
+            # the key's are escaped, so the join needs no check
+            return hash_u64(f"{self.salt}|{key.replace('|', '%7C')}|shadow") / 2.0**64
         return rng.random()
 
     def decide(self, request: RoutingRequest, rng: UniformSource) -> RoutingDecision:
         """Primary answers; mirror to every shadow whose percent exceeds the draw."""
+        always = self._always
+        if always is not None:
+            return RoutingDecision(self.primary, always, self.name, "primary")
         u = self.sample_draw(request, rng)
         mirrored = tuple(
             s for s, pct in zip(self.shadows, self.percents, strict=True) if u < pct / 100.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,10 @@ import sqlalchemy as sa
 from champion.latency import quantiles
 from champion.store import schema as t
 from champion.store.leases import Fence, LeaseMixin
+
+_SHADOW_COLUMNS = ("request_id", "arm", "experiment", "ts", "variant", "status", "latency_ms",
+                   "output", "error")
+_SHADOW_ROW = operator.itemgetter(*_SHADOW_COLUMNS)  # an event dict -> its row, in C
 
 Row = dict[str, Any]
 
@@ -241,7 +246,13 @@ class ExperimentStoreMixin(LeaseMixin):
     def insert_shadow_events(self, rows: list[Row], *, wait: bool = True) -> None:
         if rows:
             with self.write(self.log_engine, wait=wait) as conn:
-                conn.execute(sa.insert(t.shadow_events), rows)
+                # the DB-API's executemany, as for the request log: SQLAlchemy's compiled
+                # insert cost ~6 us a row on the server's loop (py-spy, 100 % shadow)
+                mark = "%s" if conn.dialect.name == "postgresql" else "?"
+                conn.exec_driver_sql(
+                    f"INSERT INTO shadow_events ({', '.join(_SHADOW_COLUMNS)}) "
+                    f"VALUES ({', '.join([mark] * len(_SHADOW_COLUMNS))})",
+                    list(map(_SHADOW_ROW, rows)))
 
     def shadow_pairs(self, experiment_id: str, limit: int = 100_000) -> list[Row]:
         """Live and shadow answers of the same requests, newest first, with any label."""
@@ -260,7 +271,11 @@ class ExperimentStoreMixin(LeaseMixin):
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [dict(x) for x in conn.execute(q).mappings()]
+            result = conn.execute(q)
+            keys = list(result.keys())
+            # plain tuples zipped into dicts: a RowMapping per row cost half the report's
+            # time at 70,000 pairs
+            return [dict(zip(keys, x, strict=True)) for x in result.tuples()]
 
     # ------------------------------------------------------------ report inputs
 
