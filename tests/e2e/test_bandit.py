@@ -258,6 +258,18 @@ def test_rewards_are_credited_from_the_request_id_when_log_rows_are_lost(
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM requests WHERE request_id IN :ids").bindparams(
                 sa.bindparam("ids", expanding=True)), {"ids": lost})
+            # a lost row never reached the per-arm totals either (one transaction with it)
+            conn.execute(sa.text("DELETE FROM arm_totals WHERE experiment = :e"),
+                         {"e": e["id"]})
+            minute = ("CAST(FLOOR(ts / 60) AS INTEGER) * 60" if server.database_url
+                      else "CAST(ts / 60 AS INTEGER) * 60")
+            conn.execute(sa.text(
+                "INSERT INTO arm_totals (experiment, arm, minute, writer, requests, errors, "
+                f"latency_sum, anonymous, rejected) SELECT experiment, arm, {minute}, '', "
+                "COUNT(*), SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END), SUM(latency_ms), "
+                "SUM(CASE WHEN unit IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN status >= 400 "
+                "AND status < 500 THEN 1 ELSE 0 END) FROM requests WHERE experiment = :e "
+                f"GROUP BY experiment, arm, {minute}"), {"e": e["id"]})
         assert _logged(engine, e["id"]) == 240 - len(lost)
     finally:
         engine.dispose()

@@ -278,3 +278,94 @@ def test_a_release_10_store_fills_the_arm_totals_from_its_log(tmp_path, db_url):
         assert _exposure(store, "exp_1") == _exposure_from_the_log(store, "exp_1")
     finally:
         store.close()
+
+
+def _pulls_from_the_log(store, experiment, cutoff, recent_since):
+    """What a bandit's pulls summed before they were read from arm_totals: every log row."""
+    r = sa.table("requests", *(sa.column(c) for c in ("arm", "status", "ts", "experiment")))
+
+    def when(cond):
+        return sa.func.sum(sa.case((cond, 1), else_=0))
+
+    q = (sa.select(r.c.arm, sa.func.count(), when(r.c.status >= 500), when(r.c.status < 400),
+                   when(sa.and_(r.c.status < 400, r.c.ts < cutoff)), when(r.c.ts >= recent_since))
+         .where(r.c.experiment == experiment, r.c.arm.is_not(None)).group_by(r.c.arm))
+    with store.engine.connect() as conn:
+        return {arm: {"requests": int(n), "errors": int(e), "answered": int(ok),
+                      "answered_before": int(old), "recent": int(recent)}
+                for arm, n, e, ok, old, recent in conn.execute(q)}
+
+
+def _with_statuses(i: int, ts: float) -> dict:
+    row = _logged(i, ts)
+    row["status"] = (200, 200, 422, 503, 200, 400, 302)[i % 7]
+    return row
+
+
+def test_a_bandits_pulls_from_the_arm_totals_equal_the_sums_over_the_log(tmp_path, db_url):
+    store = Store.open(tmp_path, db_url)
+    try:
+        for start in (0, 500, 1000):  # three batches over ~12 minutes
+            store.insert_requests([_with_statuses(i, 6000.0 + i * 0.73)
+                                   for i in range(start, start + 500)])
+        # a cutoff inside a minute, on a minute's edge, before and after everything
+        for cutoff in (6401.3, 6420.0, 5000.0, 9000.0):
+            for recent_since in (7000.0, 6999.99, 9000.0):
+                assert store.arm_pulls("exp_1", cutoff=cutoff, recent_since=recent_since) == \
+                    _pulls_from_the_log(store, "exp_1", cutoff, recent_since), (cutoff,
+                                                                                recent_since)
+        assert store.arm_pulls("exp_none", cutoff=6400.0, recent_since=7000.0) == {}
+        store.delete_events_before(6000.0 + 240.0)  # retention drops both by minute
+        assert store.arm_pulls("exp_1", cutoff=6401.3, recent_since=7000.0) == \
+            _pulls_from_the_log(store, "exp_1", 6401.3, 7000.0)
+    finally:
+        store.close()
+
+
+def test_a_release_11_store_counts_its_refused_requests_into_the_arm_totals(tmp_path, db_url):
+    engine = _engine(tmp_path, db_url)
+    with engine.begin() as conn:
+        from alembic.operations import Operations
+        from alembic.runtime.migration import MigrationContext
+
+        ops = Operations(MigrationContext.configure(conn))
+        for step in migrations.STEPS[:11]:
+            step(ops)
+        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('schema_version', '11')"))
+    engine.dispose()
+    # release 11's writer kept arm_totals without the 4xx count (two writers' rows a minute)
+    store = Store.open(tmp_path, db_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM meta"))
+            conn.execute(sa.text(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '11')"))
+            conn.execute(sa.text("ALTER TABLE arm_totals DROP COLUMN rejected"))
+    finally:
+        store.close()
+    engine = _engine(tmp_path, db_url)
+    with engine.begin() as conn:
+        for i in range(400):
+            row = _with_statuses(i, 6000.0 + i * 0.7)
+            conn.execute(sa.text(
+                "INSERT INTO requests (request_id, ts, deployment, version, target, status, "
+                "latency_ms, batch_size, unit, experiment, arm) VALUES (:request_id, :ts, "
+                ":deployment, :version, :target, :status, :latency_ms, 1, :unit, :experiment, "
+                ":arm)"), row)
+        conn.execute(sa.text(
+            "INSERT INTO arm_totals (experiment, arm, minute, writer, requests, errors, "
+            "latency_sum, anonymous) SELECT experiment, arm, CAST(FLOOR(ts / 60) AS INTEGER) "
+            "* 60, w.writer, COUNT(*), SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END), "
+            "SUM(latency_ms), 0 FROM requests, (SELECT 'a' AS writer UNION SELECT 'b') w "
+            "WHERE (w.writer = 'a') = (CAST(ts AS INTEGER) % 2 = 0) "
+            "GROUP BY experiment, arm, CAST(FLOOR(ts / 60) AS INTEGER) * 60, w.writer"))
+    engine.dispose()
+    store = Store.open(tmp_path, db_url)
+    try:
+        with store.engine.connect() as conn:
+            assert migrations.current_version(conn) == migrations.LATEST
+        for cutoff in (6100.0, 6133.3):
+            assert store.arm_pulls("exp_1", cutoff=cutoff, recent_since=6200.0) == \
+                _pulls_from_the_log(store, "exp_1", cutoff, 6200.0)
+    finally:
+        store.close()

@@ -335,7 +335,7 @@ def _bootstrap_p99_ratio(
         dp, ds = pu[draws[in_p[draws]]], su[draws[in_s[draws]]]
         if dp.size <= top or ds.size <= top:
             idx = rng.integers(0, n, size=n)
-            qp, qs = np.quantile(p[idx], 0.99), np.quantile(s[idx], 0.99)
+            qp, qs = float(np.quantile(p[idx], 0.99)), float(np.quantile(s[idx], 0.99))
         else:
             qp, qs = p99(dp), p99(ds)
         ratios[b] = qs / qp if qp > 0 else math.nan

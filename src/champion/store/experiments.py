@@ -537,21 +537,35 @@ class ExperimentStoreMixin(LeaseMixin):
         return out
 
     def arm_pulls(self, experiment_id: str, *, cutoff: float, recent_since: float) -> Row:
-        """Per arm, from the request log (the record of serving): ``requests``, ``errors``
-        (5xx), ``answered`` (status below 400, so a reward may come), ``answered_before``
-        (of those, served before ``cutoff``) and ``recent`` (requests since
-        ``recent_since``)."""
-        r = t.requests
+        """Per arm, from the record of serving: ``requests``, ``errors`` (5xx), ``answered``
+        (status below 400, so a reward may come), ``answered_before`` (of those, served
+        before ``cutoff``) and ``recent`` (requests since ``recent_since``).
 
-        def when(cond: Any) -> Any:
-            return sa.func.sum(sa.case((cond, 1), else_=0))
-
-        q = (sa.select(r.c.arm, sa.func.count(), when(r.c.status >= 500),
-                       when(r.c.status < 400), when(sa.and_(r.c.status < 400, r.c.ts < cutoff)),
-                       when(r.c.ts >= recent_since))
-             .where(r.c.experiment == experiment_id, r.c.arm.is_not(None))
-             .group_by(r.c.arm))
+        Read from the per-minute ``arm_totals`` the log's writer keeps, and from the log only
+        for the minute ``cutoff`` falls in and the ``recent`` seconds (index ranges): a
+        bandit asks at every update, and summing every log row of the experiment took 0.5 s
+        at a million requests. Equal to those sums over the log (tests/unit/test_store.py).
+        """
+        a, r = t.arm_totals, t.requests
+        edge = int(cutoff // 60) * 60  # minutes before it are whole; the rest is in the log
+        answered = a.c.requests - a.c.errors - a.c.rejected
+        q = (sa.select(a.c.arm, sa.func.sum(a.c.requests), sa.func.sum(a.c.errors),
+                       sa.func.sum(answered),
+                       sa.func.sum(sa.case((a.c.minute < edge, answered), else_=0)))
+             .where(a.c.experiment == experiment_id).group_by(a.c.arm))
+        out: Row = {}
         with self.engine.connect() as conn:
-            return {arm: {"requests": int(n), "errors": int(e or 0), "answered": int(ok or 0),
-                          "answered_before": int(old or 0), "recent": int(recent or 0)}
-                    for arm, n, e, ok, old, recent in conn.execute(q)}
+            for arm, n, e, ok, old in conn.execute(q):
+                out[arm] = {"requests": int(n), "errors": int(e or 0), "answered": int(ok or 0),
+                            "answered_before": int(old or 0), "recent": 0}
+            for arm, row in out.items():
+                mine = [r.c.experiment == experiment_id, r.c.arm == arm]
+                if cutoff > edge:
+                    row["answered_before"] += int(conn.execute(
+                        sa.select(sa.func.count()).where(
+                            *mine, r.c.ts >= edge, r.c.ts < cutoff, r.c.status < 400)
+                    ).scalar() or 0)
+                row["recent"] = int(conn.execute(
+                    sa.select(sa.func.count()).where(*mine, r.c.ts >= recent_since)
+                ).scalar() or 0)
+        return out

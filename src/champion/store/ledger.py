@@ -75,7 +75,7 @@ class LedgerMixin:
         bins: dict[tuple[str, int, int, int], int] = defaultdict(int)
         arm_bins: dict[tuple[str, str, int, int], int] = defaultdict(int)
         arm_totals: dict[tuple[str, str, int], list[float]] = defaultdict(
-            lambda: [0, 0, 0.0, 0])
+            lambda: [0, 0, 0.0, 0, 0])
         arm_units: dict[tuple[str, str, str], int] = {}
         for r in rows:
             if r["experiment"] and r["arm"]:
@@ -83,7 +83,9 @@ class LedgerMixin:
                 arm_bins[(*exp_arm_minute, bin_of(r["latency_ms"]))] += 1
                 totals = arm_totals[exp_arm_minute]
                 totals[0] += 1
-                totals[1] += r["status"] >= 500
+                status = r["status"]
+                totals[1] += status >= 500
+                totals[4] += 400 <= status < 500
                 totals[2] += r["latency_ms"]
                 if r["unit"] is None:
                     totals[3] += 1
@@ -118,7 +120,8 @@ class LedgerMixin:
                     [(writer, e, arm, mi, b, c) for (e, arm, mi, b), c in arm_bins.items()])
                 conn.exec_driver_sql(
                     _upsert("arm_totals", ("writer", "experiment", "arm", "minute"),
-                            ("requests", "errors", "latency_sum", "anonymous"), mark),
+                            ("requests", "errors", "latency_sum", "anonymous", "rejected"),
+                            mark),
                     [(writer, e, arm, mi, *a) for (e, arm, mi), a in arm_totals.items()])
             if arm_units:
                 conn.exec_driver_sql(_UNITS_UPSERT.replace("?", mark),

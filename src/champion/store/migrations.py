@@ -415,6 +415,22 @@ def _v11_arm_totals_and_units(op: Operations) -> None:
         "GROUP BY experiment, arm, unit"))
 
 
+def _v12_arm_rejected(op: Operations) -> None:
+    """Per arm and minute, the requests refused with a 4xx (a bandit's pulls count the
+    answered ones, status below 400: it summed them over every log row of the experiment,
+    at each update), filled here from the log into one writer's row of each minute."""
+    op.add_column("arm_totals", sa.Column("rejected", sa.Integer, nullable=False,
+                                          server_default="0"))
+    op.get_bind().execute(sa.text(
+        "UPDATE arm_totals SET rejected = (SELECT COUNT(*) FROM requests r "
+        "WHERE r.experiment = arm_totals.experiment AND r.arm = arm_totals.arm "
+        "AND r.ts >= arm_totals.minute AND r.ts < arm_totals.minute + 60 "
+        "AND r.status >= 400 AND r.status < 500) "
+        "WHERE writer = (SELECT MIN(a.writer) FROM arm_totals a "
+        "WHERE a.experiment = arm_totals.experiment AND a.arm = arm_totals.arm "
+        "AND a.minute = arm_totals.minute)"))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -427,6 +443,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v9_feedback_attribution,
     _v10_tokens_and_audit_log,
     _v11_arm_totals_and_units,
+    _v12_arm_rejected,
 ]
 
 LATEST = len(STEPS)

@@ -244,9 +244,10 @@ rollup_arms = sa.Table(
 )
 
 # Per experiment and arm, what its report's exposure needs without reading the log: the
-# requests, server errors and latency sum per minute and writer (``anonymous``: requests
-# without a unit, each its own), and every named unit with the minute of its newest request
-# (retention drops both by minute, as it drops the log's rows).
+# requests, server errors (5xx), refused requests (4xx) and latency sum per minute and
+# writer (``anonymous``: requests without a unit, each its own), and every named unit with
+# the minute of its newest request (retention drops both by minute, as it drops the log's
+# rows).
 arm_totals = sa.Table(
     "arm_totals",
     metadata,
@@ -258,6 +259,7 @@ arm_totals = sa.Table(
     sa.Column("errors", sa.Integer, nullable=False),
     sa.Column("latency_sum", sa.Float, nullable=False),
     sa.Column("anonymous", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False, server_default="0"),
 )
 
 arm_units = sa.Table(
