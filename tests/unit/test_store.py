@@ -369,3 +369,35 @@ def test_a_release_11_store_counts_its_refused_requests_into_the_arm_totals(tmp_
                 _pulls_from_the_log(store, "exp_1", cutoff, 6200.0)
     finally:
         store.close()
+
+
+def _units_since_from_the_log(store, experiment, since):
+    r = sa.table("requests", *(sa.column(c) for c in ("arm", "unit", "request_id", "ts",
+                                                     "experiment")))
+    unit = sa.func.coalesce(r.c.unit, r.c.request_id)
+    q = (sa.select(r.c.arm, sa.func.count(sa.distinct(unit)))
+         .where(r.c.experiment == experiment, r.c.arm.is_not(None), r.c.ts >= since)
+         .group_by(r.c.arm))
+    with store.engine.connect() as conn:
+        return {arm: int(n) for arm, n in conn.execute(q)}
+
+
+def test_units_since_a_reweighting_from_the_arm_units_equal_the_count_over_the_log(
+        tmp_path, db_url):
+    store = Store.open(tmp_path, db_url)
+    try:
+        # units seen again across minutes (user-{i % 40}), anonymous requests, two batches
+        for start in (0, 600):
+            store.insert_requests([_logged(i, 6000.0 + i * 0.61) for i in range(start,
+                                                                                start + 600)])
+        # units seen once each, their newest request inside the minute a `since` falls in
+        early = [_logged(2000 + k, 6100.0 + k * 1.3) for k in range(60)]
+        for k, row in enumerate(early):
+            row["unit"] = f"early-{k}"
+        store.insert_requests(early)
+        for since in (5000.0, 6000.0, 6123.4, 6150.0, 6180.0, 6400.01, 6700.0, 6725.0,
+                      9000.0):
+            assert store.arm_units_since("exp_1", since) == \
+                _units_since_from_the_log(store, "exp_1", since), since
+    finally:
+        store.close()
