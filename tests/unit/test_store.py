@@ -252,16 +252,24 @@ def test_arm_exposure_kept_as_the_log_is_written_equals_the_log(tmp_path, db_url
         store.close()
 
 
-def test_a_release_10_store_fills_the_arm_totals_from_its_log(tmp_path, db_url):
+def _release(tmp_path, db_url, version):
+    """An engine on a store as release ``version`` left it (its migration steps only)."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     engine = _engine(tmp_path, db_url)
     with engine.begin() as conn:
-        from alembic.operations import Operations
-        from alembic.runtime.migration import MigrationContext
-
         ops = Operations(MigrationContext.configure(conn))
-        for step in migrations.STEPS[:10]:
+        for step in migrations.STEPS[:version]:
             step(ops)
-        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('schema_version', '10')"))
+        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('schema_version', :v)"),
+                     {"v": str(version)})
+    return engine
+
+
+def test_a_release_10_store_fills_the_arm_totals_from_its_log(tmp_path, db_url):
+    engine = _release(tmp_path, db_url, 10)
+    with engine.begin() as conn:
         for i in range(300):
             row = _logged(i, 6000.0 + i * 0.7)
             conn.execute(sa.text(
@@ -323,27 +331,8 @@ def test_a_bandits_pulls_from_the_arm_totals_equal_the_sums_over_the_log(tmp_pat
 
 
 def test_a_release_11_store_counts_its_refused_requests_into_the_arm_totals(tmp_path, db_url):
-    engine = _engine(tmp_path, db_url)
-    with engine.begin() as conn:
-        from alembic.operations import Operations
-        from alembic.runtime.migration import MigrationContext
-
-        ops = Operations(MigrationContext.configure(conn))
-        for step in migrations.STEPS[:11]:
-            step(ops)
-        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('schema_version', '11')"))
-    engine.dispose()
     # release 11's writer kept arm_totals without the 4xx count (two writers' rows a minute)
-    store = Store.open(tmp_path, db_url)
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM meta"))
-            conn.execute(sa.text(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', '11')"))
-            conn.execute(sa.text("ALTER TABLE arm_totals DROP COLUMN rejected"))
-    finally:
-        store.close()
-    engine = _engine(tmp_path, db_url)
+    engine = _release(tmp_path, db_url, 11)
     with engine.begin() as conn:
         for i in range(400):
             row = _with_statuses(i, 6000.0 + i * 0.7)
