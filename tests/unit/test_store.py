@@ -267,16 +267,19 @@ def _release(tmp_path, db_url, version):
     return engine
 
 
+def _log_raw(conn, rows):
+    """Log rows as an older release's writer left them: the requests table alone."""
+    conn.execute(sa.text(
+        "INSERT INTO requests (request_id, ts, deployment, version, target, status, "
+        "latency_ms, batch_size, unit, experiment, arm) VALUES (:request_id, :ts, "
+        ":deployment, :version, :target, :status, :latency_ms, 1, :unit, :experiment, :arm)"),
+        rows)
+
+
 def test_a_release_10_store_fills_the_arm_totals_from_its_log(tmp_path, db_url):
     engine = _release(tmp_path, db_url, 10)
     with engine.begin() as conn:
-        for i in range(300):
-            row = _logged(i, 6000.0 + i * 0.7)
-            conn.execute(sa.text(
-                "INSERT INTO requests (request_id, ts, deployment, version, target, status, "
-                "latency_ms, batch_size, unit, experiment, arm) VALUES (:request_id, :ts, "
-                ":deployment, :version, :target, :status, :latency_ms, 1, :unit, :experiment, "
-                ":arm)"), row)
+        _log_raw(conn, [_logged(i, 6000.0 + i * 0.7) for i in range(300)])
     engine.dispose()
     store = Store.open(tmp_path, db_url)
     try:
@@ -334,13 +337,7 @@ def test_a_release_11_store_counts_its_refused_requests_into_the_arm_totals(tmp_
     # release 11's writer kept arm_totals without the 4xx count (two writers' rows a minute)
     engine = _release(tmp_path, db_url, 11)
     with engine.begin() as conn:
-        for i in range(400):
-            row = _with_statuses(i, 6000.0 + i * 0.7)
-            conn.execute(sa.text(
-                "INSERT INTO requests (request_id, ts, deployment, version, target, status, "
-                "latency_ms, batch_size, unit, experiment, arm) VALUES (:request_id, :ts, "
-                ":deployment, :version, :target, :status, :latency_ms, 1, :unit, :experiment, "
-                ":arm)"), row)
+        _log_raw(conn, [_with_statuses(i, 6000.0 + i * 0.7) for i in range(400)])
         conn.execute(sa.text(
             "INSERT INTO arm_totals (experiment, arm, minute, writer, requests, errors, "
             "latency_sum, anonymous) SELECT experiment, arm, CAST(FLOOR(ts / 60) AS INTEGER) "
