@@ -73,10 +73,12 @@ def label_of(key: VersionKey) -> str:
 @dataclass(frozen=True)
 class Limits:
     """What every worker of a runtime may use: the largest answer it may send for one call
-    (bytes; 0: no cap) and its address space (MiB, RLIMIT_AS; 0: no limit)."""
+    (bytes; 0: no cap), its address space (MiB, RLIMIT_AS; 0: no limit) and how long it may
+    poll for its next call before it sleeps (microseconds; 0: never)."""
 
     max_answer_bytes: int = 0
     memory_mb: int = 0
+    poll_us: int = 0  # a worker's longest adaptive poll for its next call (worker.py)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class Worker:
         own = {"CHAMPION_DEPLOYMENT": spec.key[0], "CHAMPION_VERSION": str(max(spec.key[1], 0))}
         if self.pool.limits.memory_mb:  # the worker sets its own RLIMIT_AS (worker.py)
             own["CHAMPION_WORKER_MEMORY_MB"] = str(self.pool.limits.memory_mb)
+        # a background pool's (shadows') calls are off the request path: no polling for them
+        own["CHAMPION_WORKER_POLL_US"] = "0" if spec.nice else str(self.pool.limits.poll_us)
         try:
             zygote = self.pool.zygote
             if zygote is not None:

@@ -59,7 +59,7 @@ def _child(fd: int, env: dict[str, str], nice: int, control: socket.socket) -> N
 
         sock = socket.socket(fileno=fd)
         try:
-            worker.serve(worker.Connection(sock))
+            worker.serve(worker.Connection(sock, worker.poll_from_env()))
         finally:
             sock.close()
     except BaseException:  # the worker's own errors are reported through its socket

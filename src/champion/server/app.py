@@ -163,7 +163,8 @@ def create_app(config: Config, *, announce_token: bool = True) -> InferenceFastP
             preload=tuple(m.strip() for m in config.preload_modules.split(",") if m.strip()),
             ray_address=config.ray_address, ray_replica_cpus=config.ray_replica_cpus,
             limits=Limits(max_answer_bytes=config.max_answer_bytes,
-                          memory_mb=config.worker_memory_mb),
+                          memory_mb=config.worker_memory_mb,
+                          poll_us=config.worker_poll_us),
             scale_down_seconds=config.scale_down_seconds)
         st = State(
             config=config,
