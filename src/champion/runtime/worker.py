@@ -58,7 +58,9 @@ class Connection:
     halt-polling does: a call that arrived within ``poll_max`` of the last one doubles it (up
     to ``poll_max``); a longer wait halves it, and below ``POLL_MIN`` it is 0, so a worker
     whose calls come far apart spends nothing polling and one at a steady cadence never sleeps
-    between calls.
+    between calls. A yield that took over ``CONTENDED_S`` gave the CPU to another process: the
+    worker then sleeps between calls for ``QUIET_S``, so on a busy machine it takes nobody's
+    time.
     """
 
     def __init__(self, sock: socket.socket, poll_max: float = 0.0) -> None:
