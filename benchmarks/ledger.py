@@ -4,6 +4,9 @@ Three figures, each against a baseline measured in the same run:
 
 * request logging on vs off: single-row throughput at concurrency 8 (wrk), median of repeats;
 * batch feedback ingestion: items per second through POST /v1/NAME/feedback, 10,000 a call;
+* the store's write of a logged request: CPU per row of ``Store.insert_requests`` (the table,
+  its indexes and the rollups) against a bare ``executemany`` of the same rows into a table
+  without indexes, both on SQLite;
 * the metrics API over N logged requests (default 1,000,000, written straight into the store
   spread over a day, rollups included): median seconds per GET .../metrics.
 """
@@ -112,6 +115,59 @@ def feedback_rate(work: Path, items_total: int) -> dict[str, Any]:
         stop(proc)
 
 
+def _events(n: int, start: int) -> list[dict[str, Any]]:
+    """Log rows as a plain endpoint's requests leave them: payloads, no experiment."""
+    now = time.time()
+    body = m.dumps(m.bodies()["single"]).decode()
+    return [{
+        "request_id": f"{now_ms:012x}{i:012x}-bench00000", "ts": now + i / 1000,
+        "deployment": "bench", "version": 1, "target": "production", "status": 200,
+        "latency_ms": 0.5 + (i % 1000) / 100, "batch_size": 1, "unit": None,
+        "experiment": None, "arm": None, "variant": "bench:1", "input": body,
+        "output": "[0.25]", "error": None, "detail": None,
+    } for now_ms in [int(now * 1000)] for i in range(start, start + n)]
+
+
+def insert_cost(work: Path, n_rows: int, repeats: int) -> dict[str, Any]:
+    import sqlite3
+
+    from champion.store import Store
+    from champion.store.ledger import REQUEST_COLUMNS
+
+    chunk = 250  # what the server's writer hands the store at a time (INLINE_BATCH)
+    store = Store.open(work / "insert")
+    bare = sqlite3.connect(work / "bare.db", isolation_level=None)
+    bare.execute("PRAGMA journal_mode=WAL")
+    bare.execute("PRAGMA synchronous=NORMAL")
+    bare.execute(f"CREATE TABLE requests ({', '.join(REQUEST_COLUMNS)})")
+    sql = (f"INSERT INTO requests VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})")
+    per_row: dict[str, list[float]] = {"champion": [], "bare": []}
+    try:
+        done = 0
+        for _ in range(repeats):
+            for name in ("champion", "bare"):
+                spent = 0.0
+                for _start in range(0, n_rows, chunk):
+                    rows = _events(chunk, done)
+                    done += chunk
+                    t0 = time.process_time()
+                    if name == "champion":
+                        store.insert_requests(rows, wait=False)
+                    else:
+                        bare.execute("BEGIN")
+                        bare.executemany(sql, [tuple(r[c] for c in REQUEST_COLUMNS)
+                                               for r in rows])
+                        bare.execute("COMMIT")
+                    spent += time.process_time() - t0
+                per_row[name].append(spent / n_rows * 1e6)
+    finally:
+        store.close()
+        bare.close()
+    ours, base = statistics.median(per_row["champion"]), statistics.median(per_row["bare"])
+    return {"us_per_row": ours, "bare_us_per_row": base, "ratio": ours / base,
+            "runs": per_row}
+
+
 def metrics_latency(work: Path, n_rows: int, repeats: int) -> dict[str, Any]:
     from champion.store import Store
 
@@ -173,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"feedback ingestion: {fb['items_per_s']:,.0f} items/s over {fb['items']:,} items "
               f"(median {fb['median_call_s'] * 1000:.0f} ms per 10,000-item call; "
               "target >= 20,000/s)")
+        ins = insert_cost(work, 20_000 if args.quick else 100_000, max(3, args.repeats))
+        print(f"store write of a logged request: {ins['us_per_row']:.1f} us of CPU a row "
+              f"(table, indexes, rollups) against {ins['bare_us_per_row']:.1f} us for a bare "
+              f"executemany of the same rows: {ins['ratio']:.2f}x")
         mt = metrics_latency(work, args.rows, max(3, args.repeats))
         print(f"metrics API over {mt['rows']:,} logged requests: median {mt['median_s']:.3f} s, "
               f"max {mt['max_s']:.3f} s (target < 1 s; {mt['rows_seen']:,} counted; "

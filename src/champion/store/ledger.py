@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 from collections import defaultdict
@@ -23,6 +24,43 @@ REQUEST_COLUMNS = ("request_id", "ts", "deployment", "version", "target", "statu
                    "latency_ms", "batch_size", "unit", "experiment", "arm", "variant", "input",
                    "output", "error", "detail")
 _REQUEST_ROW = operator.itemgetter(*REQUEST_COLUMNS)  # an event dict -> its row, in C
+_NONES = (None,) * len(REQUEST_COLUMNS)
+
+
+def _by_columns(rows: Sequence[Row]) -> dict[tuple[bool, ...], list[tuple[Any, ...]]]:
+    """The rows as tuples, grouped by which of their values are not NULL.
+
+    Each group is inserted naming only those columns: the rest are NULL (or their default)
+    without being bound. Python's sqlite3 binds a None through its adaptation protocol, two
+    attribute look-ups a value; with the 6-9 NULLs of a typical event that was more than half
+    of the insert's cost (7.3 against 3.2 µs a row, measured on this machine's 2-core VM).
+    A batch has a handful of shapes (with or without payloads, an experiment, an error).
+    """
+    groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = {}
+    for row in map(_REQUEST_ROW, rows):
+        shape = tuple(map(operator.is_not, row, _NONES))
+        group = groups.get(shape)
+        if group is None:
+            groups[shape] = [row]
+        else:
+            group.append(row)
+    return groups
+
+
+def _project(shape: tuple[bool, ...], group: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The group's rows cut to the columns its shape keeps."""
+    if all(shape):
+        return group
+    keep = tuple(itertools.compress(range(len(shape)), shape))
+    return [tuple(row[i] for i in keep) for row in group] if len(keep) == 1 else list(
+        map(operator.itemgetter(*keep), group))
+
+
+@functools.cache
+def _insert_sql(shape: tuple[bool, ...], mark: str) -> str:
+    columns = list(itertools.compress(REQUEST_COLUMNS, shape))
+    return (f"INSERT INTO requests ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})")
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
@@ -77,33 +115,37 @@ class LedgerMixin:
         arm_totals: dict[tuple[str, str, int], list[float]] = defaultdict(
             lambda: [0, 0, 0.0, 0, 0])
         arm_units: dict[tuple[str, str, str], int] = {}
-        for r in rows:
-            if r["experiment"] and r["arm"]:
-                exp_arm_minute = (r["experiment"], r["arm"], int(r["ts"] // 60) * 60)
-                arm_bins[(*exp_arm_minute, bin_of(r["latency_ms"]))] += 1
-                totals = arm_totals[exp_arm_minute]
-                totals[0] += 1
-                status = r["status"]
-                totals[1] += status >= 500
-                totals[4] += 400 <= status < 500
-                totals[2] += r["latency_ms"]
-                if r["unit"] is None:
-                    totals[3] += 1
-                else:  # rows come in order of time: the last one's minute is the newest
-                    arm_units[(r["experiment"], r["arm"], r["unit"])] = exp_arm_minute[2]
-            key = (r["deployment"], r["version"] or 0, int(r["ts"] // 60) * 60)
+        for r in rows:  # each row's minute and latency bin worked out once
+            latency = r["latency_ms"]
+            status = r["status"]
+            minute = int(r["ts"] // 60) * 60
+            b = bin_of(latency)
+            key = (r["deployment"], r["version"] or 0, minute)
             agg = minutes[key]
             agg[0] += 1
-            agg[1] += r["status"] >= 500
-            agg[2] += r["latency_ms"]
-            bins[(*key, bin_of(r["latency_ms"]))] += 1
+            agg[1] += status >= 500
+            agg[2] += latency
+            bins[(*key, b)] += 1
+            experiment, arm = r["experiment"], r["arm"]
+            if experiment and arm:
+                exp_arm_minute = (experiment, arm, minute)
+                arm_bins[(*exp_arm_minute, b)] += 1
+                totals = arm_totals[exp_arm_minute]
+                totals[0] += 1
+                totals[1] += status >= 500
+                totals[4] += 400 <= status < 500
+                totals[2] += latency
+                unit = r["unit"]
+                if unit is None:
+                    totals[3] += 1
+                else:  # rows come in order of time: the last one's minute is the newest
+                    arm_units[(experiment, arm, unit)] = minute
         with self.write(self.log_engine, wait=wait) as conn:
             # The DB-API's executemany directly: SQLAlchemy's per-row parameter handling
             # cost more than the write itself on the request log's hot path.
             mark = "%s" if conn.dialect.name == "postgresql" else "?"
-            sql = (f"INSERT INTO requests ({', '.join(REQUEST_COLUMNS)}) "
-                   f"VALUES ({', '.join([mark] * len(REQUEST_COLUMNS))})")
-            conn.exec_driver_sql(sql, list(map(_REQUEST_ROW, rows)))
+            for shape, group in _by_columns(rows).items():
+                conn.exec_driver_sql(_insert_sql(shape, mark), _project(shape, group))
             # the rollups likewise: one prepared upsert each, the same text on both stores
             conn.exec_driver_sql(
                 _upsert("rollup_minutes", ("writer", "deployment", "version", "minute"),
