@@ -9,6 +9,7 @@ KS alerts on effect size (``D ≥ 0.1``) *and* ``p < 0.01``, never on p alone.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -127,8 +128,11 @@ def psi_categorical(
     b = [canonical_label(x) for x in baseline]
     c = [canonical_label(x) for x in candidate]
     cats = sorted_labels(set(b) | set(c))
-    e_counts = np.array([b.count(k) for k in cats], dtype=float)
-    a_counts = np.array([c.count(k) for k in cats], dtype=float)
+    # one pass each (list.count per category was O(n * categories): 13 % of a shadow
+    # report's time at 100,000 pairs)
+    b_counts, c_counts = Counter(b), Counter(c)
+    e_counts = np.array([b_counts[k] for k in cats], dtype=float)
+    a_counts = np.array([c_counts[k] for k in cats], dtype=float)
     return _psi_result(e_counts, a_counts, eps, categories=cats)
 
 
