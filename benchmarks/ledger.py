@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         log = logging_ratio(work, args.repeats, args.duration)
         print(f"request logging: {log['rps_logging_on']:,.0f} req/s on, "
-              f"{log['rps_logging_off']:,.0f} off: ratio {log['ratio']:.2f}x (target >= 0.9)")
+              f"{log['rps_logging_off']:,.0f} off: ratio {log['ratio']:.2f}x (target >= 0.95)")
         fb = feedback_rate(work, args.feedback_items)
         print(f"feedback ingestion: {fb['items_per_s']:,.0f} items/s over {fb['items']:,} items "
               f"(median {fb['median_call_s'] * 1000:.0f} ms per 10,000-item call; "

@@ -150,7 +150,8 @@ SETTINGS: tuple[Setting, ...] = (
         "timeline_interval",
         float,
         10.0,
-        "Seconds between the points of each running experiment's timeline.",
+        "Seconds between the points of each running experiment's timeline (longer when "
+        "building the report takes over 5 % of it).",
     ),
     Setting(
         "strategy_modules",
