@@ -32,7 +32,10 @@ def test_the_first_get_adopts_the_early_fork_server() -> None:
         assert early._request({"op": "preload", "modules": ["json"]}) == {
             "ok": True, "failed": []}
         assert early.proc is not None and early.proc.poll() is None
-        asyncio.run(early.preload(["json"]))  # known preloaded: no request at all
+        assert early.starting == ["json", "no_such_module_here"]
+        assert early.preloaded == set()  # a version's fork still names them
+        asyncio.run(early.preload(["json"]))
+        assert early.preloaded == {"json"}
     finally:
         zygotes.close()
     assert not early.alive
@@ -73,3 +76,22 @@ def test_settle_freezes_the_heap_and_leaves_the_thresholds() -> None:
         assert gc.get_threshold() == before
     finally:
         gc.unfreeze()
+
+
+def test_a_request_is_taken_between_the_start_lists_modules(tmp_path, monkeypatch) -> None:
+    # slow_first takes 2 s to import, slow_second none; a request sent at once is answered
+    # after slow_first at the latest, before slow_second: a deploy just after the server's
+    # start waits for the module under way, not for the whole list
+    (tmp_path / "slow_first.py").write_text("import time\ntime.sleep(2)\n")
+    (tmp_path / "slow_second.py").write_text("")
+    seen = tmp_path / "seen.txt"
+    (tmp_path / "probe.py").write_text(
+        f"import sys\nopen({str(seen)!r}, 'w').write(repr(sorted(\n"
+        "    m for m in ('slow_first', 'slow_second') if m in sys.modules)))\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    forks.start_early(["slow_first", "slow_second"])
+    early = forks._early
+    assert early is not None
+    asyncio.run(early.preload(["probe"]))
+    assert seen.read_text() in ("[]", "['slow_first']")
+    assert early._request({"op": "preload", "modules": ["slow_second"]})["failed"] == []

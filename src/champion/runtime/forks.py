@@ -38,6 +38,7 @@ class Zygote:
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.preloaded: set[str] = set()
+        self.starting: list[str] = []  # what it imports on its own while no request waits
         self._lock = threading.Lock()
 
     @property
@@ -46,7 +47,7 @@ class Zygote:
 
     def _start(self, preload: Iterable[str] = ()) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        modules = sorted(set(preload))
+        modules = list(dict.fromkeys(preload))  # in the order given: the likeliest first
         argv = [self.python, "-m", "champion.runtime.zygote", str(child.fileno())]
         if modules:
             argv += ["--preload", ",".join(modules)]
@@ -57,12 +58,15 @@ class Zygote:
         finally:
             child.close()
         self.sock = parent
-        # a module that fails to import there is tried again (and reported) by the worker
-        # that names it: its own preload request imports nothing twice
-        self.preloaded = set(modules)
+        # not yet preloaded: a version's preload still names them, so that its worker is
+        # forked after they are in even if the start's list is still being imported (the
+        # fork server skips what it has already imported)
+        self.preloaded = set()
+        self.starting = modules
 
     def start(self, preload: Iterable[str] = ()) -> None:
-        """Start the process now, importing ``preload`` before it reads its first request."""
+        """Start the process now, importing ``preload`` (in order) whenever no request
+        waits."""
         with self._lock:
             if not self.alive:
                 self.close()
@@ -103,10 +107,17 @@ class Zygote:
                                                 "pickles": files})
         self.preloaded.update(wanted)
 
-    async def fork(self, fd: int, env: Mapping[str, str], nice: int = 0) -> int:
-        """A worker process on socket ``fd``; its pid (it is the leader of its session)."""
-        answer = await asyncio.to_thread(self._request, {"op": "fork", "env": dict(env),
-                                                         "nice": nice}, fd)
+    async def fork(self, fd: int, env: Mapping[str, str], nice: int = 0,
+                   modules: Iterable[str] = (), pickles: Iterable[Path] = ()) -> int:
+        """A worker process on socket ``fd``, forked after ``modules`` (and those the
+        pickles refer to) are imported; its pid (it is the leader of its session). One
+        request: a fork server still importing its start's list takes it before the next
+        module of that list."""
+        wanted = sorted(set(modules) - self.preloaded)
+        message = {"op": "fork", "env": dict(env), "nice": nice, "modules": wanted,
+                   "pickles": [str(p) for p in pickles]}
+        answer = await asyncio.to_thread(self._request, message, fd)
+        self.preloaded.update(wanted)
         return int(answer["pid"])
 
     def close(self) -> None:

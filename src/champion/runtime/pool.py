@@ -135,9 +135,9 @@ class Worker:
             zygote = self.pool.zygote
             if zygote is not None:
                 try:
-                    await zygote.preload(_installed_modules(spec.manifest),
-                                         _value_pickles(spec.manifest, artifacts))
-                    self.pid = await zygote.fork(child.fileno(), own, spec.nice)
+                    self.pid = await zygote.fork(child.fileno(), own, spec.nice,
+                                                 _installed_modules(spec.manifest),
+                                                 _value_pickles(spec.manifest, artifacts))
                 except ZygoteError as exc:
                     log.warning("%s: %s; starting the worker as a new process",
                                 self.pool.label, exc)
@@ -649,8 +649,8 @@ class Runtime(BaseRuntime):
         zygote = self.zygotes.get(None, None)
         if zygote is None:
             return
-        try:
-            await zygote.preload(self.preload)
+        try:  # what the early fork server imports on its own is not asked for again
+            await zygote.preload(m for m in self.preload if m not in zygote.starting)
         except Exception as exc:  # it starts again, without them, on the first worker
             log.warning("the fork server could not preload %s: %s", self.preload, exc)
 

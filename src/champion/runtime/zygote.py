@@ -16,9 +16,16 @@ Control protocol (a SOCK_SEQPACKET socket pair: one JSON message each way per re
 fork request carries the worker's socket as SCM_RIGHTS ancillary data)::
 
     {"op": "preload", "modules": ["numpy", "sklearn.linear_model"]}  -> {"ok": true, "failed": []}
-    {"op": "fork", "env": {...}, "nice": 0}  + fd  -> {"ok": true, "pid": 1234}
+    {"op": "fork", "env": {...}, "nice": 0, "modules": [...], "pickles": [...]}  + fd
+                                                          -> {"ok": true, "pid": 1234}
 
-``python -m champion.runtime.zygote FD --preload numpy,sklearn`` imports those first.
+A fork's ``modules`` and ``pickles`` are preloaded first (as by a preload request).
+
+``python -m champion.runtime.zygote FD --preload numpy,sklearn`` imports those too, one at a
+time, in that order, before it reads a request or, when one is waiting, after it: a deploy
+that arrives while the start's list is being imported (scikit-learn alone takes most of a
+second) waits for the module under way, not for the whole list; its own preload names what
+its version needs, and its worker is forked as soon as those are in.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -93,9 +101,21 @@ def preload(modules: list[str], pickles: Sequence[str] = ()) -> list[str]:
     return failed
 
 
-def serve(control: socket.socket) -> None:
+def _waiting(control: socket.socket) -> bool:
+    return bool(select.select([control], [], [], 0)[0])
+
+
+def serve(control: socket.socket, startup: Sequence[str] = ()) -> None:
+    """Answer requests until the server goes away; import ``startup``'s modules, in order,
+    whenever no request is waiting."""
     signal.signal(signal.SIGCHLD, _reap)
+    pending = list(startup)
     while True:
+        if pending and not _waiting(control):
+            # a module that cannot be imported here is tried again, and reported, by the
+            # worker whose version names it
+            preload([pending.pop(0)])
+            continue
         try:
             message, fds, _flags, _addr = socket.recv_fds(control, 1 << 20, 1)
         except InterruptedError:
@@ -108,6 +128,7 @@ def serve(control: socket.socket) -> None:
             reply = {"ok": True, "failed": preload(list(request.get("modules", [])),
                                                    list(request.get("pickles", [])))}
         elif request["op"] == "fork" and fds:
+            preload(list(request.get("modules", [])), list(request.get("pickles", [])))
             gcsettle.settle()  # what it imported stays shared with the children, untouched
             pid = os.fork()
             if pid == 0:
@@ -125,12 +146,13 @@ def serve(control: socket.socket) -> None:
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     try:
-        # ``--preload a,b``: import these before the first request is read (the server starts
-        # its fork server this way at the top of ``champion serve``, so that the libraries'
-        # imports overlap the server's own start; requests sent meanwhile wait in the socket)
+        # ``--preload a,b``: import these while no request waits (the server starts its fork
+        # server this way at the top of ``champion serve``, so that the libraries' imports
+        # overlap the server's own start)
+        startup = []
         if len(sys.argv) > 3 and sys.argv[2] == "--preload":
-            preload([m for m in sys.argv[3].split(",") if m])
-        serve(control)
+            startup = [m for m in sys.argv[3].split(",") if m]
+        serve(control, startup)
     finally:
         control.close()
 
