@@ -191,7 +191,8 @@ def markdown(results: dict[str, Any]) -> str:
         "slower than the mean interval and so inflates p90/p99 when latency varies). "
         "Peak RSS: the server process and all its descendants, summed, sampled every 0.1 s "
         "over the whole run. Cold start: command start to the first 200 answer "
-        "(champion: including the deploy).",
+        "(champion: including the deploy). champion's modules are run from compiled "
+        "bytecode, as an installed champion's are (the runner compiles the checkout first).",
         "",
     ]
     head = ["system", "request"] + [f"req/s c={c}" for c in conc] + [
