@@ -295,7 +295,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"- `champion serve` start → /readyz 200: {_time(st.get('serve_ready_s'))}; "
             f"deploy → first answer: {_time(st.get('deploy_first_answer_s'))} "
             f"(the deploy call itself {_time(st.get('deploy_s'))}); "
-            f"command start → first answer: {_time(st.get('cold_start_s'))}",
+            f"command start → first answer: {_time(st.get('cold_start_s'))}"
+            + (f"; a second version deployed 2 s later → its first answer: "
+               f"{_time(st['next_deploy_first_answer_s'])}"
+               if st.get("next_deploy_first_answer_s") else ""),
         ]
     lines += targets(summary, results.get("pairs"))
     gone = [(n, s) for n, s in summary.items() if s["status"] != "ok"]

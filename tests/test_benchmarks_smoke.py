@@ -48,7 +48,12 @@ def test_quick_benchmark_measures_floor_and_champion(tmp_path: Path) -> None:
             point = summary[system]["points"][kind]["8"]
             assert point["rps"] > 0, (system, kind, point)
             assert point["p50_ms"] > 0
-    assert summary["champion"]["start"]["deploy_first_answer_s"] > 0
+    start = summary["champion"]["start"]
+    assert start["deploy_first_answer_s"] > 0
+    assert 0 < start["next_deploy_first_answer_s"] < start["cold_start_s"] + 30
+    assert "a second version deployed 2 s later" in table
+    meta = json.loads((out / "latest.json").read_text())["meta"]
+    assert meta["bytecode"]["ok"], meta["bytecode"]
     assert summary["champion"]["raw_single_p50_s"] > 0
 
 
