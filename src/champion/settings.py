@@ -172,8 +172,9 @@ SETTINGS: tuple[Setting, ...] = (
         "preload_modules",
         str,
         "numpy,scipy,sklearn,pandas",
-        "Comma-separated modules the fork server imports at start (those installed), so that "
-        "a version using them starts at once; each version's own are imported on its deploy.",
+        "Comma-separated modules the fork server imports at start (those installed), in this "
+        "order, between deploys' requests, so that a version using them starts at once; each "
+        "version's own are imported on its deploy.",
     ),
     Setting(
         "replicas",
