@@ -416,3 +416,89 @@ def test_units_since_a_reweighting_from_the_arm_units_equal_the_count_over_the_l
                 _units_since_from_the_log(store, "exp_1", since), since
     finally:
         store.close()
+
+
+def _rewards_by_hand(items, experiment, endpoint, metric, window, cutoff, period, newest):
+    """arm_rewards computed in Python over the feedback items themselves."""
+    import math
+
+    mine = [x for x in items if x["experiment"] == experiment and x["metric"] == metric
+            and x["deployment"] == endpoint and x["value"] is not None
+            and x["arm"] is not None and x["served_at"] is not None]
+    arms, periods = {}, {}
+    for x in mine:
+        on = x["ts"] - x["served_at"] <= window
+        v = x["value"]
+        a = arms.setdefault(x["arm"], {"n": 0, "sum": 0.0, "sum_sq": 0.0, "min": None,
+                                       "max": None, "non_binary": 0, "late": 0,
+                                       "n_before": 0, "sum_before": 0.0})
+        if not on:
+            a["late"] += 1
+            continue
+        a["n"] += 1
+        a["sum"] += v
+        a["sum_sq"] += v * v
+        a["min"] = v if a["min"] is None else min(a["min"], v)
+        a["max"] = v if a["max"] is None else max(a["max"], v)
+        a["non_binary"] += v not in (0.0, 1.0)
+        if x["served_at"] < cutoff:
+            a["n_before"] += 1
+            a["sum_before"] += v
+        p = int(x["served_at"]) - int(x["served_at"]) % period
+        cell = periods.setdefault((p, x["arm"]), [0, 0.0, 0.0])
+        cell[0] += 1
+        cell[1] += v
+        cell[2] += v * v
+    on_time = [x for x in mine if x["ts"] - x["served_at"] <= window]
+    on_time.sort(key=lambda x: (x["served_at"], x["i"]), reverse=True)
+    for a in arms.values():
+        for k in ("sum", "sum_sq", "sum_before"):
+            a[k] = round(a[k], 9)
+    assert all(math.isfinite(a["sum"]) for a in arms.values())
+    return {"arms": arms,
+            "periods": [[p, arm, n, round(s, 9), round(ss, 9)]
+                        for (p, arm), (n, s, ss) in sorted(periods.items())],
+            "newest": [[x["arm"], x["value"]] for x in on_time[:newest]] if newest else []}
+
+
+def _rounded(got):
+    for a in got["arms"].values():
+        for k in ("sum", "sum_sq", "sum_before"):
+            a[k] = round(a[k], 9)
+    got["periods"] = [[p, arm, n, round(s, 9), round(ss, 9)]
+                      for p, arm, n, s, ss in got["periods"]]
+    return got
+
+
+def test_arm_rewards_equal_the_sums_over_the_feedback_itself(tmp_path, db_url):
+    import random
+
+    rnd = random.Random(7)
+    items = []
+    for i in range(3000):
+        served = 7200.0 + rnd.uniform(0, 4 * 3600)
+        delay = rnd.choice([1.0, 30.0, 299.0, 301.0, 5000.0])  # on time within 300 s, or late
+        value = rnd.choice([0.0, 1.0, 1.0, 0.25, 3.5, None])
+        items.append({
+            "i": i, "ts": served + delay, "deployment": rnd.choice(["ep", "ep", "other"]),
+            "request_id": f"r{i}", "unit": None, "metric": rnd.choice(["reward", "reward",
+                                                                       "clicks"]),
+            "value": value, "label": None, "dedup": f"r{i}",
+            "experiment": rnd.choice(["exp_1", "exp_1", "exp_1", "exp_2", None]),
+            "arm": rnd.choice(["a", "b", "c", None]) , "version": 1,
+            "served_at": rnd.choice([served] * 9 + [None])})
+    store = Store.open(tmp_path, db_url)
+    try:
+        # inserted in id order = i order: newest ties on served_at break by id, as by i
+        store.insert_feedback([{k: v for k, v in x.items() if k != "i"} for x in items])
+        for cutoff, period, newest in ((7200.0 + 3600.0, 3600, 0), (9000.5, 600, 50),
+                                       (0.0, 1, 5), (1e9, 86400, 10_000)):
+            got = store.arm_rewards("exp_1", "ep", "reward", window_seconds=300.0,
+                                    cutoff=cutoff, period=period, newest=newest)
+            want = _rewards_by_hand(items, "exp_1", "ep", "reward", 300.0, cutoff, period,
+                                    newest)
+            assert _rounded(got) == want, (cutoff, period, newest)
+        assert store.arm_rewards("exp_none", "ep", "reward", window_seconds=300.0,
+                                 cutoff=0.0) == {"arms": {}, "periods": [], "newest": []}
+    finally:
+        store.close()

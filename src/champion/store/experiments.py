@@ -534,30 +534,43 @@ class ExperimentStoreMixin(LeaseMixin):
             return sa.func.sum(sa.case((cond, value), else_=0))
 
         out: Row = {"arms": {}, "periods": [], "newest": []}
+        # the whole second a request was served in: PostgreSQL's cast rounds (SQLite's
+        # truncates, which for a time after 1970 is the floor)
+        served = sa.cast(sa.func.floor(f.c.served_at) if self.engine.dialect.name ==
+                         "postgresql" else f.c.served_at, sa.Integer)
+        start = served - served % max(int(period), 1)
         with self.engine.connect() as conn:
+            # one pass over the experiment's feedback, by period and arm; the arms' figures are
+            # the periods' summed (two passes, one per grouping, took twice as long: 2.6 s a
+            # bandit update at a million rewards)
             q = (sa.select(
-                f.c.arm, when(on_time, one), when(on_time, f.c.value),
+                start.label("p"), f.c.arm, when(on_time, one), when(on_time, f.c.value),
                 when(on_time, f.c.value * f.c.value),
                 sa.func.min(sa.case((on_time, f.c.value), else_=None)),
                 sa.func.max(sa.case((on_time, f.c.value), else_=None)),
                 when(sa.and_(on_time, f.c.value.not_in([0.0, 1.0])), one),
                 when(sa.not_(on_time), one), when(sa.and_(on_time, before), one),
                 when(sa.and_(on_time, before), f.c.value))
-                .where(*base).group_by(f.c.arm))
-            for arm, n, s, ss, lo, hi, nb, late, n_before, s_before in conn.execute(q):
-                out["arms"][arm] = {
-                    "n": int(n or 0), "sum": float(s or 0.0), "sum_sq": float(ss or 0.0),
-                    "min": None if lo is None else float(lo),
-                    "max": None if hi is None else float(hi),
-                    "non_binary": int(nb or 0), "late": int(late or 0),
-                    "n_before": int(n_before or 0), "sum_before": float(s_before or 0.0)}
-            served = sa.cast(f.c.served_at, sa.Integer)
-            start = served - served % max(int(period), 1)
-            q2 = (sa.select(start.label("p"), f.c.arm, sa.func.count(), sa.func.sum(f.c.value),
-                            sa.func.sum(f.c.value * f.c.value))
-                  .where(*base, on_time).group_by("p", f.c.arm).order_by("p"))
-            out["periods"] = [[int(p), arm, int(n), float(s), float(ss)]
-                              for p, arm, n, s, ss in conn.execute(q2)]
+                .where(*base).group_by("p", f.c.arm).order_by("p", f.c.arm))
+            arms: dict[str, Row] = out["arms"]
+            for p, arm, n, s, ss, lo, hi, nb, late, n_before, s_before in conn.execute(q):
+                n, s, ss = int(n or 0), float(s or 0.0), float(ss or 0.0)
+                if n:
+                    out["periods"].append([int(p), arm, n, s, ss])
+                a = arms.setdefault(arm, {"n": 0, "sum": 0.0, "sum_sq": 0.0, "min": None,
+                                          "max": None, "non_binary": 0, "late": 0,
+                                          "n_before": 0, "sum_before": 0.0})
+                a["n"] += n
+                a["sum"] += s
+                a["sum_sq"] += ss
+                if lo is not None:
+                    a["min"] = float(lo) if a["min"] is None else min(a["min"], float(lo))
+                if hi is not None:
+                    a["max"] = float(hi) if a["max"] is None else max(a["max"], float(hi))
+                a["non_binary"] += int(nb or 0)
+                a["late"] += int(late or 0)
+                a["n_before"] += int(n_before or 0)
+                a["sum_before"] += float(s_before or 0.0)
             if newest > 0:
                 q3 = (sa.select(f.c.arm, f.c.value).where(*base, on_time)
                       .order_by(f.c.served_at.desc(), f.c.id.desc()).limit(newest))
