@@ -502,3 +502,77 @@ def test_arm_rewards_equal_the_sums_over_the_feedback_itself(tmp_path, db_url):
                                  cutoff=0.0) == {"arms": {}, "periods": [], "newest": []}
     finally:
         store.close()
+
+
+def test_arm_rewards_kept_as_a_tally_equal_the_sums_over_the_feedback_as_it_arrives(
+        tmp_path, db_url, monkeypatch):
+    # feedback arrives in three batches: the first summed into the tally (on SQLite at
+    # once; on PostgreSQL only once its ids were seen REWARD_FOLD_LAG_S ago), the second read
+    # whole while the lag holds it back, the third a backfill with old timestamps (the
+    # tally goes by id, not by time); then retention deletes the oldest, which begins the
+    # tally again. At each step arm_rewards equals the sums over the feedback itself.
+    import random
+    import time as clock
+
+    from champion.store import experiments
+
+    rnd = random.Random(11)
+    items = []
+    key = ("exp_1", "ep", "reward", 300.0)
+
+    def arrive(ts_low, ts_high, count):
+        batch = []
+        for _ in range(count):
+            i = len(items)
+            ts = rnd.uniform(ts_low, ts_high)
+            x = {"i": i, "ts": ts, "deployment": "ep", "request_id": f"r{i}", "unit": None,
+                 "metric": rnd.choice(["reward", "reward", "clicks"]),
+                 "value": rnd.choice([0.0, 1.0, 1.0, 0.5, 2.0, None]), "label": None,
+                 "dedup": f"r{i}", "experiment": rnd.choice(["exp_1", "exp_1", "exp_2"]),
+                 "arm": rnd.choice(["a", "b", "c", None]), "version": 1,
+                 "served_at": ts - rnd.choice([0.5, 20.0, 299.0, 301.0, 4000.0])}
+            items.append(x)
+            batch.append({k: v for k, v in x.items() if k != "i"})
+        store.insert_feedback(batch)
+
+    def check(now):
+        for cutoff, period, newest in ((now - 3600.0, 3600, 0), (now - 1234.5, 600, 20),
+                                       (now - 60.0 * 40, 60, 0), (now + 100.0, 86400, 5),
+                                       (now - 777.7, 7, 0), (now - 400.3, 3600, 0),
+                                       (now - 100.7, 120, 0)):
+            got = store.arm_rewards("exp_1", "ep", "reward", window_seconds=300.0,
+                                    cutoff=cutoff, period=period, newest=newest)
+            live = [x for x in items if x["ts"] >= deleted_before]
+            want = _rewards_by_hand(live, "exp_1", "ep", "reward", 300.0, cutoff, period,
+                                    newest)
+            assert _rounded(got) == want, (cutoff, period, newest)
+
+    def held_back(seconds):
+        monkeypatch.setattr(experiments, "REWARD_FOLD_LAG_S", seconds)
+        monkeypatch.setattr(experiments, "SQLITE_FOLD_LAG_S", seconds)
+
+    store = Store.open(tmp_path, db_url)
+    deleted_before = float("-inf")
+    try:
+        now = clock.time()
+        arrive(now - 9000.0, now - 1000.0, 1500)
+        check(now)
+        first = store._tallies[key]
+        assert bool(first.cells) == store.is_sqlite
+        held_back(1e9)
+        arrive(now - 250.0, now, 400)
+        check(now)
+        assert store._tallies[key].folded == (1500 if store.is_sqlite else 0)
+        held_back(0.0)
+        check(now)  # every row summed into the tally now
+        assert store._tallies[key].folded == 1900 and store._tallies[key].cells
+        arrive(now - 20000.0, now - 8000.0, 300)  # a backfill, with old timestamps
+        check(now)
+        assert store._tallies[key] is first and first.folded == 2200
+        deleted_before = now - 5000.0
+        while store.delete_events_before(deleted_before):
+            pass
+        check(now)
+        assert store._tallies[key] is not first  # begun again
+    finally:
+        store.close()

@@ -84,6 +84,8 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.writer = secrets.token_hex(4)  # rollup rows of this process (schema.py)
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._tallies = {}  # bandit rewards summed so far (experiments.py: arm_rewards)
+        self._tally_lock = threading.Lock()
 
     # ---------------------------------------------------------------- opening
 
@@ -117,6 +119,7 @@ class Store(LedgerMixin, ExperimentStoreMixin, TokenStoreMixin):
         store = cls(engine, ArtifactStore(artifacts_dir or data_dir / "artifacts"), log_engine)
         store.ensure_meta("generation", "0")
         store.ensure_meta("secret", secrets.token_hex(32))
+        store.ensure_meta("feedback_deleted", "0")  # changed when retention deletes feedback
         return store
 
     def close(self) -> None:

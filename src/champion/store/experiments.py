@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import operator
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -23,6 +25,96 @@ Row = dict[str, Any]
 ACTIVE = ("running", "paused")
 
 
+# On PostgreSQL, feedback is summed into a process's reward tally only up to the highest id
+# seen this long ago: ids come from a sequence when a row is written, and a transaction
+# that commits later than that after its id was drawn would be missed by the tally (until
+# it is begun again). SQLite writes one transaction at a time: there, up to the last id.
+REWARD_FOLD_LAG_S = 300.0
+SQLITE_FOLD_LAG_S = 0.0
+MAX_TALLIES = 64  # experiments x metrics whose tallies a process keeps (the least recent go)
+
+_ARM_ZERO = {"n": 0, "sum": 0.0, "sum_sq": 0.0, "min": None, "max": None, "non_binary": 0,
+             "late": 0, "n_before": 0, "sum_before": 0.0}
+
+
+def _sum_when(cond: Any, value: Any) -> Any:
+    return sa.func.sum(sa.case((cond, value), else_=0))
+
+
+class _Tally:
+    """One experiment's rewards of one metric and window, summed by the minute their requests
+    were served in and arm, for the feedback rows up to id ``folded``."""
+
+    def __init__(self, deleted: str | None) -> None:
+        self.deleted = deleted  # the store's mark of feedback deleted, when it was begun
+        self.folded = 0  # rows with an id up to this one are in the cells
+        self.seen: list[tuple[float, int]] = []  # (when, the highest id then), oldest first
+        # (minute, arm) -> [n, sum, sum_sq, min, max, non_binary], on-time rewards only
+        self.cells: dict[tuple[int, str], list[Any]] = {}
+        self.late: dict[str, int] = defaultdict(int)
+
+    def add(self, minute: int, arm: str, figures: Any) -> None:
+        n, s, ss, lo, hi, nb, late = figures
+        self.late[arm] += int(late or 0)
+        if not n:
+            return
+        cell = self.cells.get((minute, arm))
+        if cell is None:
+            self.cells[(minute, arm)] = [int(n), float(s or 0.0), float(ss or 0.0),
+                                         float(lo), float(hi), int(nb or 0)]
+            return
+        cell[0] += int(n)
+        cell[1] += float(s or 0.0)
+        cell[2] += float(ss or 0.0)
+        cell[3] = min(cell[3], float(lo))
+        cell[4] = max(cell[4], float(hi))
+        cell[5] += int(nb or 0)
+
+    def merged(self, recent: Row, edge: dict[str, tuple[int, float]], cutoff: float,
+               period: int) -> Row:
+        """What the tally holds, plus ``recent`` (the rewards of rows after ``folded``, read
+        whole) and ``edge`` (its rewards served in the minute ``cutoff``
+        falls in, before it), in ``arm_rewards``' shape."""
+        whole = math.floor(cutoff / 60) * 60  # the minutes before it are all before cutoff
+        arms: dict[str, Row] = {arm: dict(_ARM_ZERO, late=late)
+                                for arm, late in self.late.items()}
+        periods: dict[tuple[int, str], list[Any]] = {}
+        for (minute, arm), (n, s, ss, lo, hi, nb) in self.cells.items():
+            a = arms.setdefault(arm, dict(_ARM_ZERO))
+            a["n"] += n
+            a["sum"] += s
+            a["sum_sq"] += ss
+            a["min"] = lo if a["min"] is None else min(a["min"], lo)
+            a["max"] = hi if a["max"] is None else max(a["max"], hi)
+            a["non_binary"] += nb
+            if minute < whole:
+                a["n_before"] += n
+                a["sum_before"] += s
+            cell = periods.setdefault((minute - minute % period, arm), [0, 0.0, 0.0])
+            cell[0] += n
+            cell[1] += s
+            cell[2] += ss
+        for arm, (n, s) in edge.items():
+            a = arms.setdefault(arm, dict(_ARM_ZERO))
+            a["n_before"] += n
+            a["sum_before"] += s
+        for arm, r in recent["arms"].items():
+            a = arms.setdefault(arm, dict(_ARM_ZERO))
+            for k in ("n", "sum", "sum_sq", "non_binary", "late", "n_before", "sum_before"):
+                a[k] += r[k]
+            for k, pick in (("min", min), ("max", max)):
+                if r[k] is not None:
+                    a[k] = r[k] if a[k] is None else pick(a[k], r[k])
+        for p, arm, n, s, ss in recent["periods"]:
+            cell = periods.setdefault((p, arm), [0, 0.0, 0.0])
+            cell[0] += n
+            cell[1] += s
+            cell[2] += ss
+        return {"arms": arms,
+                "periods": [[p, arm, n, s, ss] for (p, arm), (n, s, ss) in sorted(periods.items())],
+                "newest": recent["newest"]}
+
+
 class ExperimentConflict(Exception):
     """Another experiment is already active on the endpoint."""
 
@@ -34,6 +126,12 @@ class StateConflict(Exception):
 class ExperimentStoreMixin(LeaseMixin):
     engine: sa.Engine
     log_engine: sa.Engine
+    _tallies: dict[tuple[str, str, str, float], _Tally]
+    _tally_lock: threading.Lock
+
+    def get_meta(self, key: str) -> str | None:
+        """Provided by Store."""
+        raise NotImplementedError
 
     def write(self, engine: sa.Engine | None = None, *, wait: bool = True) -> Any:
         """Provided by Store."""
@@ -521,28 +619,125 @@ class ExperimentStoreMixin(LeaseMixin):
         ``late``, and ``n_before`` / ``sum_before`` (rewards of requests served before
         ``cutoff``); ``periods``: ``[start, arm, n, sum, sum_sq]`` per ``period`` seconds of
         serving time; ``newest``: ``[arm, value]`` of the ``newest`` on-time rewards, the
-        most recently served first."""
+        most recently served first.
+
+        A bandit asks at every update, and reading every reward took 1.7 s at a million:
+        feedback rows are summed once, by the minute their requests were served in, into a
+        tally this process keeps (``_Tally``, up to an id: see ``REWARD_FOLD_LAG_S``); a
+        call reads only the rows after it, and the rewards served in the minute ``cutoff``
+        falls in. A period that is not whole minutes reads everything, as does the first
+        call and the first after retention deleted feedback. Equal to the sums over the
+        feedback itself (tests/unit/test_store.py)."""
+        if int(period) < 60 or int(period) % 60:
+            return self._rewards_scan(experiment_id, endpoint, metric, window_seconds, cutoff,
+                                      period, newest)
+        key = (experiment_id, endpoint, metric, float(window_seconds))
+        with self._tally_lock:
+            deleted = self.get_meta("feedback_deleted")
+            tally = self._tallies.get(key)
+            if tally is None or tally.deleted != deleted:
+                tally = _Tally(deleted)
+            self._tallies.pop(key, None)  # the most recently used last; the oldest go first
+            self._tallies[key] = tally
+            while len(self._tallies) > MAX_TALLIES:
+                del self._tallies[next(iter(self._tallies))]
+            self._fold(tally, experiment_id, endpoint, metric, float(window_seconds))
+            recent = self._rewards_scan(experiment_id, endpoint, metric, window_seconds,
+                                        cutoff, period, newest, after=tally.folded)
+            return tally.merged(recent, self._edge_rewards(
+                experiment_id, endpoint, metric, window_seconds, cutoff, tally.folded),
+                cutoff, int(period))
+
+    def _reward_filters(self, experiment_id: str, endpoint: str, metric: str, *,
+                        by_id: bool = False) -> list[Any]:
+        """The rows of the experiment's rewards of ``metric``. ``by_id``: written so that
+        no index on those columns applies (``coalesce`` of each), for a query that reads a
+        range of ids: the database then walks the primary key from the range's start, not
+        every reward of the experiment (0.3 s at a million)."""
         f = t.feedback
-        base = [f.c.experiment == experiment_id, f.c.metric == metric,
-                f.c.deployment == endpoint, f.c.value.is_not(None), f.c.arm.is_not(None),
+
+        def col(c: Any) -> Any:
+            return sa.func.coalesce(c, "") if by_id else c
+
+        return [col(f.c.experiment) == experiment_id, col(f.c.metric) == metric,
+                col(f.c.deployment) == endpoint, f.c.value.is_not(None), f.c.arm.is_not(None),
                 f.c.served_at.is_not(None)]
+
+    def _served_second(self) -> Any:
+        """The whole second a request was served in: PostgreSQL's cast rounds (SQLite's
+        truncates, which for a time after 1970 is the floor)."""
+        served_at = t.feedback.c.served_at
+        return sa.cast(sa.func.floor(served_at) if self.engine.dialect.name == "postgresql"
+                       else served_at, sa.Integer)
+
+    def _fold(self, tally: _Tally, experiment_id: str, endpoint: str, metric: str,
+              window_seconds: float) -> None:
+        """Add to ``tally`` the rows after its ``folded`` id, up to the highest id seen
+        ``REWARD_FOLD_LAG_S`` ago (on SQLite, now)."""
+        f = t.feedback
+        now = time.monotonic()
+        with self.engine.connect() as conn:
+            tally.seen.append((now, int(conn.execute(sa.select(sa.func.max(f.c.id))).scalar()
+                                        or 0)))
+        lag = SQLITE_FOLD_LAG_S if self.engine.dialect.name == "sqlite" else REWARD_FOLD_LAG_S
+        upto = tally.folded
+        while tally.seen and tally.seen[0][0] <= now - lag:
+            upto = max(upto, tally.seen.pop(0)[1])
+        if upto <= tally.folded:
+            return
+        on_time = (f.c.ts - f.c.served_at) <= window_seconds
+        served = self._served_second()
+        minute = served - served % 60
+        where = [*self._reward_filters(experiment_id, endpoint, metric, by_id=True),
+                 f.c.id > tally.folded, f.c.id <= upto]
+        q = (sa.select(minute, f.c.arm, _sum_when(on_time, sa.literal(1)),
+                       _sum_when(on_time, f.c.value), _sum_when(on_time, f.c.value * f.c.value),
+                       sa.func.min(sa.case((on_time, f.c.value), else_=None)),
+                       sa.func.max(sa.case((on_time, f.c.value), else_=None)),
+                       _sum_when(sa.and_(on_time, f.c.value.not_in([0.0, 1.0])), sa.literal(1)),
+                       _sum_when(sa.not_(on_time), sa.literal(1)))
+             .where(*where).group_by(minute, f.c.arm))
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                tally.add(int(row[0]), row[1], row[2:])
+        tally.folded = upto
+
+    def _edge_rewards(self, experiment_id: str, endpoint: str, metric: str,
+                      window_seconds: float, cutoff: float, folded: int
+                      ) -> dict[str, tuple[int, float]]:
+        """Per arm, the on-time rewards the tally holds (rows up to id ``folded``) of
+        requests served in the minute ``cutoff`` falls in and before it: ``(n, sum)``."""
+        edge = math.floor(cutoff / 60) * 60
+        if cutoff <= edge or not folded:
+            return {}
+        f = t.feedback
+        q = (sa.select(f.c.arm, sa.func.count(), sa.func.sum(f.c.value))
+             .where(*self._reward_filters(experiment_id, endpoint, metric),
+                    f.c.served_at >= edge, f.c.served_at < cutoff, f.c.id <= folded,
+                    (f.c.ts - f.c.served_at) <= window_seconds)
+             .group_by(f.c.arm))
+        with self.engine.connect() as conn:
+            return {arm: (int(n), float(s or 0.0)) for arm, n, s in conn.execute(q)}
+
+    def _rewards_scan(self, experiment_id: str, endpoint: str, metric: str,
+                      window_seconds: float, cutoff: float, period: int, newest: int, *,
+                      after: int = 0) -> Row:
+        """``arm_rewards`` summed over the feedback itself: all of it, or only the rows
+        after id ``after`` (``newest`` always reads all)."""
+        f = t.feedback
+        base = self._reward_filters(experiment_id, endpoint, metric, by_id=bool(after))
         on_time = (f.c.ts - f.c.served_at) <= window_seconds
         before = f.c.served_at < cutoff
         one = sa.literal(1)
-
-        def when(cond: Any, value: Any) -> Any:
-            return sa.func.sum(sa.case((cond, value), else_=0))
-
+        when = _sum_when
         out: Row = {"arms": {}, "periods": [], "newest": []}
-        # the whole second a request was served in: PostgreSQL's cast rounds (SQLite's
-        # truncates, which for a time after 1970 is the floor)
-        served = sa.cast(sa.func.floor(f.c.served_at) if self.engine.dialect.name ==
-                         "postgresql" else f.c.served_at, sa.Integer)
+        served = self._served_second()
         start = served - served % max(int(period), 1)
+        recent = [f.c.id > after] if after else []
         with self.engine.connect() as conn:
             # one pass over the experiment's feedback, by period and arm; the arms' figures are
-            # the periods' summed (two passes, one per grouping, took twice as long: 2.6 s a
-            # bandit update at a million rewards)
+            # the periods' summed (two passes, one per grouping, took twice as long: 3.05 s
+            # against 1.73 s at a million rewards)
             q = (sa.select(
                 start.label("p"), f.c.arm, when(on_time, one), when(on_time, f.c.value),
                 when(on_time, f.c.value * f.c.value),
@@ -551,7 +746,7 @@ class ExperimentStoreMixin(LeaseMixin):
                 when(sa.and_(on_time, f.c.value.not_in([0.0, 1.0])), one),
                 when(sa.not_(on_time), one), when(sa.and_(on_time, before), one),
                 when(sa.and_(on_time, before), f.c.value))
-                .where(*base).group_by("p", f.c.arm).order_by("p", f.c.arm))
+                .where(*base, *recent).group_by("p", f.c.arm).order_by("p", f.c.arm))
             arms: dict[str, Row] = out["arms"]
             for p, arm, n, s, ss, lo, hi, nb, late, n_before, s_before in conn.execute(q):
                 n, s, ss = int(n or 0), float(s or 0.0), float(ss or 0.0)
@@ -572,7 +767,9 @@ class ExperimentStoreMixin(LeaseMixin):
                 a["n_before"] += int(n_before or 0)
                 a["sum_before"] += float(s_before or 0.0)
             if newest > 0:
-                q3 = (sa.select(f.c.arm, f.c.value).where(*base, on_time)
+                # by the experiment's index, newest served first
+                q3 = (sa.select(f.c.arm, f.c.value)
+                      .where(*self._reward_filters(experiment_id, endpoint, metric), on_time)
                       .order_by(f.c.served_at.desc(), f.c.id.desc()).limit(newest))
                 out["newest"] = [[arm, float(v)] for arm, v in conn.execute(q3)]
         return out

@@ -6,6 +6,7 @@ import functools
 import itertools
 import math
 import operator
+import secrets
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -456,7 +457,11 @@ class LedgerMixin:
             deleted += conn.execute(sa.delete(r).where(r.c.request_id.in_(ids))).rowcount or 0
         with self.write() as conn:
             fids = sa.select(f.c.id).where(f.c.ts < cutoff).limit(batch).scalar_subquery()
-            deleted += conn.execute(sa.delete(f).where(f.c.id.in_(fids))).rowcount or 0
+            gone = conn.execute(sa.delete(f).where(f.c.id.in_(fids))).rowcount or 0
+            if gone:  # every process's reward tallies (arm_rewards) are begun again
+                conn.execute(sa.update(t.meta).where(t.meta.c.key == "feedback_deleted")
+                             .values(value=secrets.token_hex(8)))
+            deleted += gone
         minute = int(cutoff // 60) * 60
         with self.write() as conn:
             s = t.shadow_events
