@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,14 @@ class RayVersion:
         if kind == FAULT:
             raise _fault(reply)
         return int(kind), reply
+
+
+# Ray Serve's calls made from this process's threads, one at a time: building a
+# deployment's config registers a module with cloudpickle for pickling by value and
+# unregisters it after, in a set shared by the process, so two deploys in two threads
+# failed one of them with "ValueError: <module 'ray.serve._private.request_router'> is not
+# registered for pickle by value" (seen in CI, two runs in a row).
+_SERVE_CALLS = threading.Lock()
 
 
 async def _await(response: Any) -> Any:
@@ -263,6 +272,11 @@ class RayRuntime(BaseRuntime):
 
         from champion.runtime.rayreplica import VersionReplica
 
+        with _SERVE_CALLS:
+            return self._run_app_locked(serve, VersionReplica, spec, app, reuse)
+
+    def _run_app_locked(self, serve: Any, replica: type, spec: PoolSpec, app: str,
+                        reuse: bool) -> Any:
         status = serve.status().applications.get(app) if reuse else None
         if status is not None and str(status.status).endswith("RUNNING"):
             return serve.get_app_handle(app)  # made by another server process
@@ -283,7 +297,7 @@ class RayRuntime(BaseRuntime):
                                              "target_ongoing_requests": 2}
         else:
             options["num_replicas"] = low
-        deployment = serve.deployment(**options)(VersionReplica)
+        deployment = serve.deployment(**options)(replica)
         fields = {k: v for k, v in dataclasses.asdict(spec).items() if k != "nice"}
         return serve.run(deployment.bind(fields, str(self.artifacts)), name=app,
                          route_prefix=None)
@@ -341,7 +355,8 @@ class RayRuntime(BaseRuntime):
     def _apps_with(self, prefix: str) -> list[str]:
         from ray import serve
 
-        return [a for a in serve.status().applications if a.startswith(prefix)]
+        with _SERVE_CALLS:
+            return [a for a in serve.status().applications if a.startswith(prefix)]
 
     async def _delete_apps(self, apps: list[str]) -> None:
         if not apps or self._connected is None:
@@ -357,7 +372,8 @@ class RayRuntime(BaseRuntime):
         from ray import serve
 
         for app in apps:
-            serve.delete(app, _blocking=True)
+            with _SERVE_CALLS:
+                serve.delete(app, _blocking=True)
 
     def versions(self) -> set[VersionKey]:
         return set(self.versions_)
