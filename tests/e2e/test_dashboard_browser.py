@@ -223,6 +223,34 @@ def test_a_chart_has_the_points_the_api_returns(tab, server, client, seeded):
     assert tab.errors == [], tab.errors
 
 
+def test_the_pages_ask_for_metrics_up_to_now(tab, seeded):
+    """A range that ends at the floor of the browser's second leaves out the requests of the
+    last fraction of a second, and all of the current minute when that floor is a minute's
+    start (the per-minute rollup ends at the first minute on or after ``until``). The deployment
+    page and the list ask for metrics up to the ceiling of now."""
+    import datetime
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    name = seeded["name"]
+    now = int(time.time()) + 0.5  # half a second past, where floor and ceiling differ
+    tab.context.clock.set_fixed_time(datetime.datetime.fromtimestamp(now, datetime.UTC))
+    asked: list[str] = []
+    tab.page.on("request", lambda r: asked.append(r.url) if "/metrics?" in r.url else None)
+    page = tab.sign_in(f"/ui/deployments/{name}")
+    tab.chart("requests")
+    tab.go("/ui/")
+    page.wait_for_function(
+        "name => { const c = document.querySelector(`tr[data-deployment='${name}'] "
+        "[data-field=requests]`); return c && c.textContent !== '…'; }", arg=name)
+    ours = [u for u in asked if urlsplit(u).path == f"/api/deployments/{name}/metrics"]
+    assert any("bucket=60" in u for u in ours) and any("bucket=" not in u for u in ours), asked
+    for u in asked:
+        until = float(parse_qs(urlsplit(u).query)["until"][0])
+        assert now <= until < now + 2, u
+    assert tab.errors == [], tab.errors
+
+
 # ------------------------------------------------------------------ actions
 
 

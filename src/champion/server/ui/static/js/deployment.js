@@ -63,7 +63,7 @@ function totals(data) {
 }
 
 async function figures() {
-  const until = Math.floor(Date.now() / 1000);
+  const until = Math.ceil(Date.now() / 1000);  // ceil: the range holds every request up to now
   const since = until - rangeSeconds();
   const url = `${base}/metrics?since=${since}&until=${until}`;
   const data = await getJSON(url);

@@ -23,7 +23,7 @@ async function aliases(row, name) {
 }
 
 async function figures(row, name) {
-  const until = Math.floor(Date.now() / 1000);
+  const until = Math.ceil(Date.now() / 1000);  // ceil: the range holds every request up to now
   const url = `/api/deployments/${encodeURIComponent(name)}/metrics?since=${until - HOUR}&until=${until}&bucket=60`;
   const data = await getJSON(url);
   let requests = 0;
