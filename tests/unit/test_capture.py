@@ -17,6 +17,18 @@ from champion.runtime.loader import load_function
 from champion.runtime.pickles import modules_in_pickle
 from champion.store.artifacts import sha256
 
+
+@pytest.fixture(autouse=True)
+def _cwd_and_path_restored(monkeypatch):
+    """``rebuild`` loads a version in this process as a worker would: into the version's own
+    directory, made the working directory and put on ``sys.path``. Undone after each test: a
+    later test's deploy captures the files under the working directory, and from a temporary
+    one it took this checkout's ``tests`` package for an installed one ("the function needs
+    package 'tests'")."""
+    monkeypatch.chdir(Path.cwd())
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
 FACTOR = 3
 
 
