@@ -6,6 +6,7 @@ Set CHAMPION_TEST_BACKENDS=sqlite to skip PostgreSQL (it is on by default and ex
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -90,6 +91,7 @@ class Server:
                 "--data-dir", str(self.data_dir), *self.extra_args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        RUNNING.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -103,6 +105,7 @@ class Server:
         raise RuntimeError(f"server did not become ready: {self.log_path.read_text()[-3000:]}")
 
     def stop(self, sig: int = 15) -> None:
+        RUNNING.discard(self)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -124,6 +127,37 @@ class Server:
 
     def admin(self) -> httpx.Client:
         return self.http(headers={"authorization": f"Bearer {self.token}"})
+
+
+# The servers running now, so that a failing test's report carries what they logged during it.
+RUNNING: set[Server] = set()
+_LOG_START = pytest.StashKey[dict[Path, int]]()
+_LOG_TAIL = 6000
+
+
+def _log_sizes() -> dict[Path, int]:
+    return {s.log_path: s.log_path.stat().st_size for s in RUNNING if s.log_path.exists()}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_LOG_START] = _log_sizes()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    started = item.stash.get(_LOG_START, {})
+    for path in sorted({*started, *_log_sizes()}):
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            f.seek(started.get(path, 0))
+            text = f.read().decode(errors="replace")
+            if text.strip():
+                report.sections.append((f"server log during the test: {path}",
+                                        text[-_LOG_TAIL:]))
 
 
 @pytest.fixture(scope="session", params=[
