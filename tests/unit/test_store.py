@@ -576,3 +576,55 @@ def test_arm_rewards_kept_as_a_tally_equal_the_sums_over_the_feedback_as_it_arri
         assert store._tallies[key] is not first  # begun again
     finally:
         store.close()
+
+
+def test_merged_requests_are_the_newest_answers_with_their_own_feedback(tmp_path, db_url):
+    # An interleaving report reads the newest `limit` merged answers (a detail kept, status
+    # 200) oldest first, how many there are, and the feedback of the metric sent to the
+    # endpoint for those requests only, in the order it came.
+    import random
+
+    rnd = random.Random(11)
+    rows = []
+    for i in range(1200):
+        merged = rnd.random() < 0.8
+        rows.append({**_logged(i, 5000.0 + i * 0.37 + rnd.random() * 0.2,
+                               exp=rnd.choice(["exp_1", "exp_1", "exp_2"])),
+                     "status": rnd.choice([200, 200, 200, 500, 422]),
+                     "detail": f'{{"teams": [{i}]}}' if merged else None,
+                     "unit": rnd.choice([None, f"u{i % 50}"])})
+    items = []
+    for j in range(2500):
+        r = rnd.choice(rows)
+        items.append({"ts": r["ts"] + 1 + j * 1e-3, "request_id": r["request_id"], "unit": None,
+                      "deployment": rnd.choice(["churn", "churn", "other"]),
+                      "metric": rnd.choice(["clicks", "clicks", "reward"]),
+                      "value": rnd.choice([0.0, 1.0, None]), "label": f'"i{j % 9}"',
+                      "dedup": f"d{j}", "experiment": r["experiment"], "arm": r["arm"],
+                      "version": 1, "served_at": r["ts"]})
+    store = Store.open(tmp_path, db_url)
+    try:
+        store.insert_requests(rows)
+        store.insert_feedback(items)
+        kept = sorted((r for r in rows if r["experiment"] == "exp_1" and r["detail"]
+                       and r["status"] == 200), key=lambda r: r["ts"])
+        assert len(kept) > 300
+        for limit in (10_000, len(kept), 300, 1):
+            got = store.merged_requests("exp_1", "churn", "clicks", limit)
+            newest = kept[-limit:]
+            assert got["total"] == len(kept)
+            assert got["requests"] == [
+                {"request_id": r["request_id"], "ts": r["ts"], "detail": r["detail"],
+                 "unit": r["unit"] or r["request_id"]} for r in newest]
+            ids = {r["request_id"] for r in newest}
+            want: dict[str, list[dict]] = {}
+            for x in items:  # in id order, as inserted
+                if x["request_id"] in ids and x["deployment"] == "churn" \
+                        and x["metric"] == "clicks":
+                    want.setdefault(x["request_id"], []).append(
+                        {"label": x["label"], "value": x["value"], "ts": x["ts"]})
+            assert got["feedback"] == want, limit
+        assert store.merged_requests("exp_none", "churn", "clicks") == \
+            {"requests": [], "total": 0, "feedback": {}}
+    finally:
+        store.close()

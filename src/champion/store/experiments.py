@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from champion.latency import quantiles
 from champion.store import schema as t
 from champion.store.leases import Fence, LeaseMixin
+from champion.store.ledger import chunks
 
 _SHADOW_COLUMNS = ("request_id", "arm", "experiment", "ts", "variant", "status", "latency_ms",
                    "output", "error")
@@ -602,19 +603,24 @@ class ExperimentStoreMixin(LeaseMixin):
         q = (sa.select(r.c.request_id, r.c.ts, unit.label("unit"), r.c.detail)
              .where(*kept).order_by(r.c.ts.desc()).limit(limit))
         q_total = sa.select(sa.func.count()).select_from(r).where(*kept)
-        q_feedback = (sa.select(f.c.request_id, f.c.label, f.c.value, f.c.ts)
-                      .select_from(f.join(r, r.c.request_id == f.c.request_id))
-                      .where(*kept, f.c.deployment == endpoint, f.c.metric == metric)
-                      .order_by(f.c.id))
         with self.engine.connect() as conn:
             rows = [{"request_id": rid, "ts": float(ts), "unit": u, "detail": d}
                     for rid, ts, u, d in conn.execute(q)][::-1]
             total = int(conn.execute(q_total).scalar() or 0)
-            wanted = {x["request_id"] for x in rows} if total > len(rows) else None
+            # the feedback of these requests only, by their ids (an index lookup each): a
+            # join read the feedback of every merged answer the experiment ever had. The
+            # endpoint and metric are matched here, not in SQL, where SQLite's planner took
+            # the (deployment, unit) index for them and read the deployment's feedback
+            # once per chunk.
             feedback: dict[str, list[Row]] = defaultdict(list)
-            for rid, label, value, ts in conn.execute(q_feedback):
-                if wanted is None or rid in wanted:
-                    feedback[rid].append({"label": label, "value": value, "ts": float(ts)})
+            for chunk in chunks([x["request_id"] for x in rows], 500):
+                q_feedback = (sa.select(f.c.request_id, f.c.deployment, f.c.metric, f.c.label,
+                                        f.c.value, f.c.ts)
+                              .where(f.c.request_id.in_(chunk)).order_by(f.c.id))
+                for rid, dep, m, label, value, ts in conn.execute(q_feedback):
+                    if dep == endpoint and m == metric:
+                        feedback[rid].append({"label": label, "value": value,
+                                              "ts": float(ts)})
         return {"requests": rows, "total": total, "feedback": dict(feedback)}
 
     # ------------------------------------------------------------ rewards credited by id

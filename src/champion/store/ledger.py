@@ -88,7 +88,7 @@ _UNITS_UPSERT = ("INSERT INTO arm_units (experiment, arm, unit, minute) VALUES (
                  "ELSE arm_units.minute END")
 
 
-def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
 
@@ -232,7 +232,7 @@ class LedgerMixin:
         by_id = {row["request_id"]: row for row in rows}
         for row in rows:
             row["feedback"] = {}
-        for chunk in _chunks(list(by_id), 500):
+        for chunk in chunks(list(by_id), 500):
             q = sa.select(f.c.request_id, f.c.metric, f.c.value, f.c.label).where(
                 f.c.request_id.in_(chunk))
             for rid, metric, value, label in conn.execute(q):
@@ -265,7 +265,7 @@ class LedgerMixin:
         with self.write() as conn:
             mark = "%s" if conn.dialect.name == "postgresql" else "?"
             row_marks = "(" + ", ".join([mark] * len(cols)) + ")"
-            for chunk in _chunks(items, 1000):
+            for chunk in chunks(items, 1000):
                 # Raw SQL: SQLAlchemy's compilation of a 1000-row VALUES took longer than
                 # the insert itself.
                 sql = (f"INSERT INTO feedback ({', '.join(cols)}) VALUES "

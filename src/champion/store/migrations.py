@@ -431,6 +431,15 @@ def _v12_arm_rejected(op: Operations) -> None:
         "AND a.minute = arm_totals.minute)"))
 
 
+def _v13_merged_answers_index(op: Operations) -> None:
+    """The merged answers (those that keep a ``detail``) by experiment, status and time: an
+    interleaving report read its newest 50,000 by sorting every row of the experiment (1.9 s
+    at a million requests), and the feedback of every one of them."""
+    op.create_index("ix_requests_merged", "requests", ["experiment", "status", "ts"],
+                    sqlite_where=sa.text("detail IS NOT NULL"),
+                    postgresql_where=sa.text("detail IS NOT NULL"))
+
+
 STEPS: list[Callable[[Operations], None]] = [
     _v1_initial,
     _v2_request_batch_size,
@@ -444,6 +453,7 @@ STEPS: list[Callable[[Operations], None]] = [
     _v10_tokens_and_audit_log,
     _v11_arm_totals_and_units,
     _v12_arm_rejected,
+    _v13_merged_answers_index,
 ]
 
 LATEST = len(STEPS)

@@ -103,6 +103,10 @@ sa.Index("ix_requests_experiment_arm", requests.c.experiment, requests.c.arm, re
          sqlite_where=requests.c.experiment.is_not(None),
          postgresql_where=requests.c.experiment.is_not(None))
 sa.Index("ix_requests_deployment_ts", requests.c.deployment, requests.c.ts)
+# the merged answers (interleaving's), newest first: a report reads the newest 50,000 of them
+sa.Index("ix_requests_merged", requests.c.experiment, requests.c.status, requests.c.ts,
+         sqlite_where=requests.c.detail.is_not(None),
+         postgresql_where=requests.c.detail.is_not(None))
 
 feedback = sa.Table(
     "feedback",
