@@ -88,3 +88,25 @@ def test_paired_figures_alternate_rounds_and_leave_nothing_running(tmp_path: Pat
     assert {p.name for p in logs} == {"pair-floor.log", "pair-champion.log"}
     leftover = subprocess.run(["pgrep", "-f", work], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", leftover.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_report_reads_benchmark_measures_each_read_at_each_size(tmp_path: Path) -> None:
+    out = tmp_path / "reads.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.reports", "--sizes", "1000,3000", "--repeats", "1",
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=100,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CHAMPION_")},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")
+            and not line.startswith("| read ")]
+    assert len(rows) == 5, proc.stdout
+    assert all(len(r.strip("|").split("|")) == 5 for r in rows), rows
+    points = json.loads(out.read_text())["points"]
+    assert [p["n"] for p in points] == [1000, 3000]
+    for p in points:
+        for key in ("interleave_report_read_s", "bandit_first_update_s", "bandit_next_update_s",
+                    "ab_exposure_s", "ab_unit_metrics_s"):
+            assert p[key] > 0, (key, p)
