@@ -229,6 +229,15 @@ class RayCluster:
         self.proc.stdin.flush()
         return list(json.loads(self.proc.stdout.readline())["apps"])
 
+    def replica_calls(self, app: str) -> int | str:
+        """The calls one replica of ``app`` has taken so far (a Ray error's name instead,
+        when the replica did not answer within 10 s)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"calls {app}\n".encode())
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        return answer["calls"] if "calls" in answer else str(answer["error"])
+
     def stop(self) -> None:
         if self.proc.stdin is not None:
             self.proc.stdin.close()

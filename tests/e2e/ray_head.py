@@ -3,7 +3,8 @@
 Started once per test session (tests/conftest.py, ``ray_cluster``): ``ray.init()`` on loopback,
 sized for a 2-core machine (2 CPUs, a 150 MB object store, no dashboard). Prints the address
 for ``champion serve --ray-address``, then answers one command per line on stdin (``apps``:
-the Serve applications, as JSON) until stdin closes; then Ray is shut down. Ray's own
+the Serve applications; ``calls APP``: the calls one replica of APP has taken; as JSON)
+until stdin closes; then Ray is shut down. Ray's own
 processes share this process's fate, so nothing outlives the session.
 """
 
@@ -30,6 +31,15 @@ def main() -> None:
                 except Exception as exc:  # Serve not started yet
                     apps = [f"error: {exc}"] if "not" not in str(exc).lower() else []
                 print(json.dumps({"apps": apps}), flush=True)
+            elif line.startswith("calls "):  # what one replica of an application has taken
+                from ray import serve
+
+                handle = serve.get_app_handle(line.split(" ", 1)[1].strip())
+                try:
+                    info = handle.info.remote().result(timeout_s=10)
+                    print(json.dumps({"calls": info["calls"]}), flush=True)
+                except Exception as exc:  # the test reads the reason
+                    print(json.dumps({"error": type(exc).__name__}), flush=True)
     finally:
         ray.shutdown()
 

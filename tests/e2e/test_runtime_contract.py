@@ -347,6 +347,41 @@ def test_workers_are_serve_replicas_a_killed_one_is_502_in_flight_and_replaced(
         time.sleep(0.2)
 
 
+def waits_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return 1
+
+
+def test_a_replica_takes_the_calls_past_its_workers_depth(on_ray, client, name, request,
+                                                           tmp_path):
+    """Forty calls at once on one replica whose worker runs them one by one: the replica
+    takes all forty and queues them for its worker (a replica that took only the worker's
+    depth left the rest in Serve's router, which retried with backoff: a quarter of the
+    throughput at c=64, seconds of backlog after). While the first call blocks, the replica
+    has them all and still answers another call of its own."""
+    ray_cluster = request.getfixturevalue("ray_cluster")
+    flag = tmp_path / "go"
+    client.deploy(waits_for, name)
+    [app] = [a for a in ray_cluster.apps() if f"~{name}~" in a]
+    with ThreadPoolExecutor(40) as pool:
+        calls = [pool.submit(lambda: httpx.post(f"{on_ray.url}/v1/{name}",
+                                                json={"data": str(flag)}, timeout=60))
+                 for _ in range(40)]
+        try:
+            deadline, taken = time.monotonic() + 30, None
+            while time.monotonic() < deadline:
+                taken = ray_cluster.replica_calls(app)
+                if taken == 40:
+                    break
+                time.sleep(0.1)
+            assert taken == 40, taken
+        finally:
+            flag.touch()
+        assert [f.result().status_code for f in calls] == [200] * 40
+        assert {f.result().json()["data"] for f in calls} == {1}
+
+
 def test_an_unreachable_ray_address_is_one_clear_line(tmp_path):
     import importlib.util
 
